@@ -1,0 +1,51 @@
+"""Config sections shared by every trainer (run, optimisation schedule, logging/checkpointing)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from common.errors import UserError
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run executes.
+
+    device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N`` (``--device`` overrides it).
+    precision: ``fp32``; ``amp_fp16`` (CUDA autocast + GradScaler) or ``amp_bf16`` (autocast, no scaler).
+    stop_after_steps: end the run (with a checkpoint) after this global step, e.g. to fit a time slot;
+        ``--resume`` continues it exactly.
+    """
+
+    device: str = "auto"
+    precision: Literal["fp32", "amp_fp16", "amp_bf16"] = "fp32"
+    num_workers: int = 4
+    stop_after_steps: int | None = None
+    deterministic: bool = False
+
+    def validate(self, where: str) -> None:
+        if self.num_workers < 0:
+            raise UserError(f"{where}: key 'run.num_workers' must be >= 0, got {self.num_workers}")
+        if self.stop_after_steps is not None and self.stop_after_steps < 1:
+            raise UserError(f"{where}: key 'run.stop_after_steps' must be >= 1 or null")
+
+
+@dataclass
+class LogConfig:
+    """every_steps: scalars to TensorBoard + stats.jsonl; image_every_steps: image grids;
+    save_every_steps: mid-epoch checkpoints (null: only at epoch ends / iteration milestones);
+    keep_last: numbered checkpoints kept besides ``latest.pt``."""
+
+    every_steps: int = 100
+    image_every_steps: int = 1000
+    save_every_steps: int | None = None
+    save_every_epochs: int = 5
+    keep_last: int = 3
+    progress: bool = True
+
+    def validate(self, where: str) -> None:
+        for key in ("every_steps", "image_every_steps", "save_every_epochs", "keep_last"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{where}: key 'log.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.save_every_steps is not None and self.save_every_steps < 1:
+            raise UserError(f"{where}: key 'log.save_every_steps' must be >= 1 or null")

@@ -1,0 +1,151 @@
+"""Pieces every trainer shares: LR schedules, mixed precision, run folders + resume, progress."""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from common.checkpoint import CheckpointManager, load_checkpoint, newest_loadable
+from common.config import to_dict
+from common.distributed import DistInfo
+from common.errors import UserError
+from common.logger import RunLogger
+from common.runs import latest_run_with_checkpoint, new_run_dir
+
+LR_POLICIES = ("linear", "step", "cosine", "constant")
+
+
+def lr_factor(policy: str, t: int, n_constant: int, n_decay: int, step_every: int = 1) -> float:
+    """LR multiplier after ``t`` scheduler steps (epochs for CycleGAN, iterations for StarGAN).
+
+    ``linear`` follows the official CycleGAN formula ``1 - max(0, t + 1 - n_constant) / (n_decay + 1)``: flat
+    for ``n_constant`` steps, then linear towards 0 over ``n_decay``. ``cosine`` is flat for ``n_constant``
+    steps and then a half cosine over the same ``n_decay + 1`` span (the official cosine ignores the decay
+    phase). ``step`` multiplies by 0.1 every ``step_every`` steps.
+    """
+    if policy == "constant":
+        return 1.0
+    if policy == "linear":
+        return 1.0 - max(0, t + 1 - n_constant) / float(n_decay + 1)
+    if policy == "cosine":
+        progress = max(0, t + 1 - n_constant) / float(n_decay + 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    if policy == "step":
+        return 0.1 ** (t // step_every)
+    raise ValueError(f"unknown lr policy {policy!r}; valid values: {', '.join(LR_POLICIES)}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, factor: Callable[[int], float]):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
+
+
+class Precision:
+    """Autocast + (for fp16) a GradScaler per optimizer. ``fp32`` makes every call a no-op."""
+
+    def __init__(self, precision: str, device: torch.device, names: tuple[str, ...]):
+        self.precision = precision
+        self.device = device
+        if precision != "fp32" and device.type != "cuda" and precision == "amp_fp16":
+            raise UserError(f"run.precision=amp_fp16 needs a CUDA device (got {device}); use amp_bf16 or fp32")
+        self.dtype = {"amp_fp16": torch.float16, "amp_bf16": torch.bfloat16}.get(precision)
+        use_scaler = precision == "amp_fp16"
+        self.scalers = {n: torch.amp.GradScaler(device.type, enabled=use_scaler) for n in names}
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def backward(self, name: str, loss: torch.Tensor) -> None:
+        self.scalers[name].scale(loss).backward()
+
+    def step(self, name: str, optimizer: torch.optim.Optimizer, before_step: Callable[[], None] | None = None) -> None:
+        scaler = self.scalers[name]
+        if before_step is not None:
+            # Gradients are all-reduced while still scaled; unscaling after is equivalent.
+            before_step()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def state_dict(self) -> dict:
+        return {n: s.state_dict() for n, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for n, s in self.scalers.items():
+            if n in state and state[n]:
+                s.load_state_dict(state[n])
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    logger: RunLogger
+    checkpoints: CheckpointManager
+    resume_from: dict | None
+    resume_path: Path | None
+
+
+def resolve_resume(resume: str | None, out_root: str | Path, name: str) -> Path | None:
+    """``--resume auto``: newest run named ``name`` under ``out_root`` with a checkpoint (None: start fresh).
+    ``--resume PATH``: a checkpoint file or a run folder."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        return latest_run_with_checkpoint(out_root, name)
+    path = Path(resume)
+    if not path.exists():
+        raise UserError(f"--resume {resume}: no such checkpoint file or run folder")
+    return path
+
+
+def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo, model: str) -> RunContext:
+    """Create or reopen the run folder, load the resume checkpoint, write ``config.yaml`` beside results."""
+    target = resolve_resume(resume, out_root, cfg.name)
+    ckpt, ckpt_path = None, None
+    if target is not None:
+        if target.is_dir():
+            found = newest_loadable(target)
+            if found is None:
+                raise UserError(f"--resume {target}: the run folder has no complete checkpoint")
+            ckpt_path, ckpt = found
+            run_dir = target
+        else:
+            ckpt_path, ckpt = target, load_checkpoint(target)
+            run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+        if ckpt.get("model") != model or ckpt.get("kind") != "training":
+            raise UserError(
+                f"{ckpt_path}: cannot resume a {model} training run from a "
+                f"{ckpt.get('model')} {ckpt.get('kind')} checkpoint"
+            )
+    elif dist.is_main:
+        run_dir = new_run_dir(out_root, cfg.name)
+    else:
+        run_dir = None
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        holder = [str(run_dir) if run_dir else None]
+        tdist.broadcast_object_list(holder, src=0)
+        run_dir = Path(holder[0])
+    if dist.is_main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    logger = RunLogger(run_dir, enabled=dist.is_main)
+    return RunContext(run_dir, logger, CheckpointManager(run_dir, cfg.log.keep_last), ckpt, ckpt_path)
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True,
+                unit="it", leave=True)
+
+
+def set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)

@@ -1,0 +1,37 @@
+"""LR schedules and run folders."""
+import math
+
+import pytest
+
+from common.runs import latest_run_with_checkpoint, new_run_dir
+from common.training import lr_factor
+
+
+def test_linear_matches_official_formula():
+    # Official: 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1) with epoch_count = 1.
+    factors = [lr_factor("linear", t, 100, 100) for t in range(200)]
+    assert factors[:100] == [1.0] * 100
+    assert factors[100] == pytest.approx(1 - 1 / 101)
+    assert factors[199] == pytest.approx(1 - 100 / 101)
+    assert all(a > b for a, b in zip(factors[99:], factors[100:]))
+
+
+def test_cosine_and_step_and_constant():
+    assert [lr_factor("cosine", t, 2, 3) for t in range(2)] == [1.0, 1.0]
+    assert lr_factor("cosine", 3, 2, 3) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 4)))
+    assert lr_factor("cosine", 10, 2, 3) == pytest.approx(0.0)
+    assert [lr_factor("step", t, 0, 0, step_every=2) for t in range(5)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    assert lr_factor("constant", 1000, 1, 1) == 1.0
+    with pytest.raises(ValueError, match="valid values: linear, step, cosine, constant"):
+        lr_factor("plateau", 0, 1, 1)
+
+
+def test_run_folders_are_numbered_and_never_reused(tmp_path):
+    a = new_run_dir(tmp_path, "horse2zebra")
+    b = new_run_dir(tmp_path, "horse2zebra")
+    c = new_run_dir(tmp_path, "other name")
+    assert [p.name for p in (a, b, c)] == ["00000-horse2zebra", "00001-horse2zebra", "00002-other-name"]
+    assert latest_run_with_checkpoint(tmp_path, "horse2zebra") is None
+    (a / "checkpoints").mkdir()
+    (a / "checkpoints" / "ckpt-000000001.pt").write_bytes(b"x")
+    assert latest_run_with_checkpoint(tmp_path, "horse2zebra") == a
