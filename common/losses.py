@@ -1,0 +1,224 @@
+"""Loss functions shared by the CycleGAN and StarGAN trainers.
+
+Every function is pure: it returns ``(loss, logs)`` where ``loss`` is a scalar tensor that keeps its graph and
+``logs`` maps a name (e.g. ``"D_A/real"``) to a Python float, ready for the logger. Weights (``lambda_*``) are
+applied inside, so the logged value is exactly what enters the total loss.
+
+Targets are built with ``ones_like``/``zeros_like`` from the prediction so they always share its device and
+dtype, which keeps the functions correct on any device and inside ``torch.autocast``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+GAN_MODES = ("lsgan", "vanilla", "wgangp")
+CLS_KINDS = ("binary", "exclusive")
+
+Logs = dict[str, float]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in GAN_MODES:
+        raise ValueError(f"unknown GAN mode {mode!r}; expected one of {', '.join(GAN_MODES)}")
+
+
+def gan_loss(prediction: Tensor, target_is_real: bool, mode: str, name: str = "gan") -> tuple[Tensor, Logs]:
+    """Adversarial loss of a discriminator/critic ``prediction`` (raw scores, any shape).
+
+    - ``lsgan``: mean squared error to 1 (real) or 0 (fake); no sigmoid, as in CycleGAN.
+    - ``vanilla``: binary cross-entropy with logits to 1 or 0.
+    - ``wgangp``: ``-mean(prediction)`` for real, ``+mean(prediction)`` for fake (the Wasserstein critic
+      objective; the gradient penalty is separate, see :func:`gradient_penalty`).
+
+    For a generator pass ``target_is_real=True`` on the scores of its fakes.
+    """
+    _check_mode(mode)
+    if mode == "lsgan":
+        target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+        loss = F.mse_loss(prediction, target)
+    elif mode == "vanilla":
+        target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+        loss = F.binary_cross_entropy_with_logits(prediction, target)
+    else:
+        loss = -prediction.mean() if target_is_real else prediction.mean()
+    return loss, {name: loss.item()}
+
+
+def discriminator_loss(
+    pred_real: Tensor, pred_fake: Tensor, mode: str, name: str = "D"
+) -> tuple[Tensor, Logs]:
+    """CycleGAN's discriminator loss ``0.5 * (gan(real, True) + gan(fake, False))``.
+
+    The 0.5 is kept in every mode, including ``wgangp``, because the official CycleGAN code applies it
+    unconditionally; it slows D relative to G and changing it would change training dynamics. (StarGAN does
+    not use this helper: its D loss has no 0.5 and adds classification and gradient-penalty terms.)
+
+    Logs ``name`` (the total), ``name/real`` and ``name/fake`` (the unhalved parts).
+    """
+    loss_real, _ = gan_loss(pred_real, True, mode)
+    loss_fake, _ = gan_loss(pred_fake, False, mode)
+    loss = 0.5 * (loss_real + loss_fake)
+    return loss, {name: loss.item(), f"{name}/real": loss_real.item(), f"{name}/fake": loss_fake.item()}
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor | tuple[Tensor, ...]],
+    real: Tensor,
+    fake: Tensor,
+    weight: float = 10.0,
+    name: str = "gp",
+    constant: float = 1.0,
+) -> tuple[Tensor, Logs]:
+    """WGAN-GP penalty ``weight * mean_i((||grad_x critic(x_i)||_2 - constant)^2)``.
+
+    ``x_i = alpha_i * real_i + (1 - alpha_i) * fake_i`` with one ``alpha_i ~ U(0, 1)`` per sample, drawn from
+    the torch global RNG of ``real``'s device so it is reproducible and captured by checkpoints. Both inputs
+    are detached: the penalty regularises the critic only. The gradient is taken with ``create_graph=True``,
+    so the returned loss back-propagates into the critic's parameters (without that the penalty would be a
+    constant and D would never feel it).
+
+    ``critic`` may return a tensor or a tuple whose first element is the real/fake score (StarGAN's D returns
+    ``(src, cls)``). Logs ``name`` (the weighted penalty) and ``name/grad_norm`` (mean gradient norm).
+
+    Under fp16 autocast with a ``GradScaler`` the unscaled gradient may underflow; compute the penalty in
+    fp32/bf16 or scale it yourself.
+    """
+    n = real.size(0)
+    alpha = torch.rand(n, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = critic(interpolates)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    (grad,) = torch.autograd.grad(
+        outputs=out,
+        inputs=interpolates,
+        grad_outputs=torch.ones_like(out),
+        create_graph=True,
+        retain_graph=True,
+    )
+    # vector_norm's backward is defined as 0 at a zero gradient, where sqrt(sum(g^2)) would give NaN.
+    grad_norm = torch.linalg.vector_norm(grad.reshape(n, -1), ord=2, dim=1)
+    loss = weight * ((grad_norm - constant) ** 2).mean()
+    return loss, {name: loss.item(), f"{name}/grad_norm": grad_norm.mean().item()}
+
+
+def l1_loss(a: Tensor, b: Tensor, weight: float = 1.0, name: str = "l1") -> tuple[Tensor, Logs]:
+    """``weight * mean(|a - b|)``; the logged value includes the weight."""
+    loss = F.l1_loss(a, b) * weight
+    return loss, {name: loss.item()}
+
+
+def cycle_loss(rec: Tensor, real: Tensor, weight: float, name: str = "cycle") -> tuple[Tensor, Logs]:
+    """Cycle-consistency ``weight * L1(rec, real)`` (CycleGAN lambda_A/lambda_B, StarGAN lambda_rec)."""
+    return l1_loss(rec, real, weight, name)
+
+
+def identity_loss(idt: Tensor, real: Tensor, weight: float, name: str = "idt") -> tuple[Tensor, Logs]:
+    """Identity ``weight * L1(idt, real)``.
+
+    In CycleGAN the effective weight is ``lambda_B * lambda_identity`` for ``idt_A = G_A(real_B)`` (5 by
+    default); the caller passes that product.
+    """
+    return l1_loss(idt, real, weight, name)
+
+
+def binary_cls_loss(logits: Tensor, targets: Tensor, name: str = "cls") -> tuple[Tensor, Logs]:
+    """Multi-label attribute loss: BCE-with-logits summed over attributes, averaged over the batch.
+
+    This is StarGAN's CelebA loss (a sum, not a mean, over attributes), so its scale grows with the number of
+    attributes; ``targets`` are 0/1 of the same shape as ``logits`` ``(N, c)``.
+    """
+    per_sample = _binary_per_sample(logits, targets)
+    loss = per_sample.sum() / max(logits.size(0), 1)
+    return loss, {name: loss.item()}
+
+
+def exclusive_cls_loss(logits: Tensor, target_index: Tensor, name: str = "cls") -> tuple[Tensor, Logs]:
+    """Single-label loss (StarGAN's RaFD): cross-entropy of ``logits`` ``(N, c)`` to class indices ``(N,)``,
+    averaged over the batch."""
+    loss = F.cross_entropy(logits, target_index.long())
+    return loss, {name: loss.item()}
+
+
+def _binary_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+    return bce.reshape(logits.size(0), -1).sum(dim=1)
+
+
+def grouped_cls_loss(
+    logits: Tensor,
+    targets: Tensor,
+    groups: Sequence[tuple[str, int, int]],
+    name: str = "cls",
+    sample_mask: Tensor | None = None,
+) -> tuple[Tensor, Logs]:
+    """Classification loss over a label vector made of independent groups (StarGAN's multi-dataset labels).
+
+    ``logits`` ``(N, L)`` and ``targets`` ``(N, L')`` with ``L' >= L``: each group ``(kind, start, stop)``
+    selects the columns ``start:stop`` of *both*, so targets may carry trailing columns the classifier does
+    not predict (the dataset mask vector). Per group and per sample ``i``:
+
+    - ``binary``: ``l_i = sum_j BCEWithLogits(logits[i, j], targets[i, j])`` over the group's columns;
+    - ``exclusive``: ``l_i = CE(logits[i, start:stop], argmax(targets[i, start:stop]))`` (a one-hot slice).
+
+    The group loss is the weighted mean ``sum_i m_i l_i / sum_i m_i`` with ``m = sample_mask`` (all ones when
+    ``None``, which reproduces :func:`binary_cls_loss` / :func:`exclusive_cls_loss` exactly). ``sample_mask``
+    is boolean or non-negative float, shape ``(N,)`` (one mask for every group) or ``(N, len(groups))`` (one
+    column per group, for batches that mix datasets). Samples with ``m_i = 0`` contribute neither value nor
+    gradient, even if their targets for that group are meaningless (e.g. all zeros); a group with no
+    contributing sample is exactly 0 with zero gradient. The total is the sum over groups.
+
+    Logs ``name`` (total) and ``name/<start>:<stop>`` per group.
+    """
+    if logits.dim() != 2 or targets.dim() != 2 or targets.size(0) != logits.size(0):
+        raise ValueError(
+            f"grouped_cls_loss expects logits (N, L) and targets (N, L'), got {tuple(logits.shape)} "
+            f"and {tuple(targets.shape)}"
+        )
+    n = logits.size(0)
+    if sample_mask is not None:
+        if sample_mask.dim() == 1:
+            sample_mask = sample_mask.unsqueeze(1).expand(n, len(groups))
+        if tuple(sample_mask.shape) != (n, len(groups)):
+            raise ValueError(
+                f"sample_mask must have shape ({n},) or ({n}, {len(groups)}), got {tuple(sample_mask.shape)}"
+            )
+        sample_mask = sample_mask.to(device=logits.device, dtype=torch.float32)
+
+    total = logits.new_zeros((), dtype=torch.float32)
+    logs: Logs = {}
+    for g, group in enumerate(groups):
+        kind, start, stop = group
+        if kind not in CLS_KINDS:
+            raise ValueError(f"unknown label group kind {kind!r}; expected one of {', '.join(CLS_KINDS)}")
+        if not 0 <= start < stop <= logits.size(1):
+            raise ValueError(f"label group {tuple(group)} is outside the {logits.size(1)} logit columns")
+        group_logits = logits[:, start:stop]
+        group_targets = targets[:, start:stop]
+        m = None if sample_mask is None else sample_mask[:, g]
+        if m is not None:
+            # A sample without labels for this group may carry anything there (zeros, NaN); neutral targets
+            # keep its per-sample loss finite, so the zero weight below zeroes its gradient too (a NaN
+            # target would otherwise give NaN * 0 = NaN in the BCE backward).
+            group_targets = torch.where(
+                (m > 0).unsqueeze(1), group_targets, torch.zeros_like(group_targets)
+            )
+        if kind == "binary":
+            per_sample = _binary_per_sample(group_logits, group_targets)
+        else:
+            per_sample = F.cross_entropy(group_logits, group_targets.argmax(dim=1), reduction="none")
+        per_sample = per_sample.float()
+        if m is None:
+            loss = per_sample.sum() / max(n, 1)
+        else:
+            weighted = m * per_sample
+            # Clamping only changes an all-zero mask, whose numerator is exactly 0, so that group gives 0.
+            loss = weighted.sum() / m.sum().clamp_min(torch.finfo(torch.float32).tiny)
+        total = total + loss
+        logs[f"{name}/{start}:{stop}"] = loss.item()
+    logs[name] = total.item()
+    return total, logs
