@@ -1,0 +1,353 @@
+"""Attribute classifier for the StarGAN paper's evaluation protocol.
+
+A classifier is trained on real images of the data set; translated images are then judged by whether it
+recognises the *target* attributes. Labels are split into groups ``(kind, start, stop)`` over the label
+vector:
+
+* ``"binary"``: independent 0/1 attributes (CelebA hair colour, gender, age in the paper's setup), trained
+  with BCE-with-logits and predicted as ``logit > 0``;
+* ``"exclusive"``: a one-hot block (RaFD expressions), trained with cross-entropy on the index of the 1
+  and predicted as a one-hot argmax. Rows whose block is all zero carry no class and are ignored.
+
+Label positions outside every group are neither trained nor scored (predicted as 0).
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from common.checkpoint import atomic_save
+from common.errors import UserError
+
+GROUP_KINDS = ("binary", "exclusive")
+CLASSIFIER_FORMAT = "stargan-lib-attribute-classifier"
+CLASSIFIER_FORMAT_VERSION = 1
+
+Group = tuple[str, int, int]
+
+
+def normalize_groups(groups: Sequence[Sequence], label_dim: int) -> list[Group]:
+    """Validate ``groups`` against ``label_dim`` and return them as ``[(kind, start, stop), ...]``."""
+    out: list[Group] = []
+    taken = [False] * label_dim
+    for g in groups:
+        if len(g) != 3:
+            raise ValueError(f"a label group is (kind, start, stop), got {g!r}")
+        kind, start, stop = str(g[0]), int(g[1]), int(g[2])
+        if kind not in GROUP_KINDS:
+            raise ValueError(f"label group kind must be one of {GROUP_KINDS}, got {kind!r}")
+        if not 0 <= start < stop <= label_dim:
+            raise ValueError(f"label group {kind}[{start}:{stop}] is outside the label vector of size {label_dim}")
+        if kind == "exclusive" and stop - start < 2:
+            raise ValueError(f"exclusive label group [{start}:{stop}] needs at least 2 classes")
+        if any(taken[start:stop]):
+            raise ValueError(f"label group {kind}[{start}:{stop}] overlaps another group")
+        taken[start:stop] = [True] * (stop - start)
+        out.append((kind, start, stop))
+    if not out:
+        raise ValueError("at least one label group is needed")
+    return out
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        if stride == 1 and cin == cout:
+            self.skip: nn.Module = nn.Identity()
+        else:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class AttributeClassifier(nn.Module):
+    """Small ResNet: conv-BN-ReLU stem, stride-2 residual stages down to 4x4, global average pool, linear.
+
+    Outputs logits ``(N, label_dim)``. ``groups`` (default: all binary) and ``attribute_names`` are plain
+    attributes, not parameters, so the state_dict holds weights only; :func:`save_classifier` stores them.
+    """
+
+    def __init__(self, label_dim: int, image_size: int, width: int = 32,
+                 groups: Sequence[Sequence] | None = None, attribute_names: Sequence[str] | None = None):
+        super().__init__()
+        if label_dim < 1 or image_size < 1 or width < 1:
+            raise ValueError(f"label_dim, image_size and width must be >= 1, got {label_dim}, {image_size}, {width}")
+        if attribute_names is not None and len(attribute_names) != label_dim:
+            raise ValueError(f"{len(attribute_names)} attribute names for a label vector of size {label_dim}")
+        self.label_dim, self.image_size, self.width = label_dim, image_size, width
+        self.groups = normalize_groups(groups if groups is not None else [("binary", 0, label_dim)], label_dim)
+        self.attribute_names = list(attribute_names) if attribute_names is not None else None
+        layers: list[nn.Module] = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(inplace=True)]
+        channels, size = width, image_size
+        # Stop at 4x4: below that, 3x3 convs mostly see padding.
+        while size > 4:
+            out = min(channels * 2, width * 8)
+            layers.append(_ResBlock(channels, out, stride=2))
+            channels, size = out, math.ceil(size / 2)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, label_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.features(images)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _exclusive_targets(block: torch.Tensor) -> torch.Tensor:
+    """Class index of each one-hot row; -1 for rows without any class."""
+    idx = block.argmax(dim=1)
+    return torch.where(block.sum(dim=1) > 0, idx, torch.full_like(idx, -1))
+
+
+def classifier_loss(logits: torch.Tensor, target: torch.Tensor, groups: Sequence[Group]) -> torch.Tensor:
+    """Sum over groups of BCE-with-logits (binary) or cross-entropy (exclusive)."""
+    total = logits.new_zeros(())
+    for kind, start, stop in groups:
+        if kind == "binary":
+            total = total + F.binary_cross_entropy_with_logits(logits[:, start:stop], target[:, start:stop])
+        else:
+            cls = _exclusive_targets(target[:, start:stop])
+            valid = cls >= 0
+            # cross_entropy over zero rows is NaN, and a batch may well hold no labelled row of this group.
+            if valid.any():
+                total = total + F.cross_entropy(logits[valid, start:stop], cls[valid])
+    return total
+
+
+def logits_to_labels(logits: torch.Tensor, groups: Sequence[Group]) -> torch.Tensor:
+    """0/1 labels from logits: ``logit > 0`` for binary groups, one-hot argmax for exclusive ones."""
+    labels = torch.zeros_like(logits)
+    for kind, start, stop in groups:
+        block = logits[:, start:stop]
+        if kind == "binary":
+            labels[:, start:stop] = (block > 0).to(labels.dtype)
+        else:
+            labels[:, start:stop] = F.one_hot(block.argmax(dim=1), stop - start).to(labels.dtype)
+    return labels
+
+
+@torch.no_grad()
+def predict(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Predicted 0/1 labels ``(N, label_dim)`` (float32, CPU) of images ``(N, 3, H, W)`` in [-1, 1]."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [logits_to_labels(model(images[i:i + batch_size].to(device, torch.float32)), model.groups).cpu()
+               for i in range(0, images.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.label_dim)
+
+
+def _ratio(correct: float, count: int) -> float | None:
+    # None rather than NaN: the result is written to JSON, where NaN is not valid.
+    return float(correct) / count if count else None
+
+
+def attribute_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Sequence[Sequence],
+                       names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Accuracy of 0/1 ``pred`` against ``target`` (both ``(N, label_dim)``), as plain data.
+
+    A binary attribute is one decision per image; an exclusive group is one decision per image that has a
+    class. Returns::
+
+        {"overall": {"accuracy", "n", "correct", "decisions"},
+         "groups": [{"kind", "start", "stop", "names", "accuracy", "n", "decisions"}, ...],
+         "attributes": [{"index", "name", "kind", "accuracy", "n"}, ...]}
+
+    ``n`` counts images. For an attribute of an exclusive group, ``accuracy`` is over the images whose target
+    is that class (how often the classifier recognises it). Accuracies with nothing to count are None.
+    """
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+    if pred.shape != target.shape or pred.ndim != 2:
+        raise ValueError(f"pred and target must both be (N, label_dim), "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+    label_dim = target.shape[1]
+    groups = normalize_groups(groups, label_dim)
+    if names is not None and len(names) != label_dim:
+        raise ValueError(f"{len(names)} attribute names for a label vector of size {label_dim}")
+    names = list(names) if names is not None else [f"attr{i}" for i in range(label_dim)]
+    pred, target = (pred > 0.5).cpu(), (target > 0.5).cpu()
+    n_images = int(target.shape[0])
+    group_rows, attr_rows = [], []
+    total_correct, total_decisions = 0, 0
+    for kind, start, stop in groups:
+        if kind == "binary":
+            hits = pred[:, start:stop] == target[:, start:stop]
+            correct, decisions, n = int(hits.sum()), hits.numel(), n_images
+            for j in range(start, stop):
+                attr_rows.append({"index": j, "name": names[j], "kind": kind,
+                                  "accuracy": _ratio(hits[:, j - start].sum(), n_images), "n": n_images})
+        else:
+            cls = _exclusive_targets(target[:, start:stop].float())
+            guess = pred[:, start:stop].float().argmax(dim=1)
+            valid = cls >= 0
+            hits = (guess == cls) & valid
+            correct, decisions = int(hits.sum()), int(valid.sum())
+            n = decisions
+            for j in range(start, stop):
+                of_class = cls == j - start
+                attr_rows.append({"index": j, "name": names[j], "kind": kind,
+                                  "accuracy": _ratio(hits[of_class].sum(), int(of_class.sum())),
+                                  "n": int(of_class.sum())})
+        group_rows.append({"kind": kind, "start": start, "stop": stop, "names": names[start:stop],
+                           "accuracy": _ratio(correct, decisions), "n": n, "decisions": decisions})
+        total_correct += correct
+        total_decisions += decisions
+    return {
+        "overall": {"accuracy": _ratio(total_correct, total_decisions), "n": n_images,
+                    "correct": total_correct, "decisions": total_decisions},
+        "groups": group_rows,
+        "attributes": attr_rows,
+    }
+
+
+def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+    # Labels may come as lists, numpy arrays or tensors; default_collate would turn a list into a list of
+    # per-position tensors.
+    images = torch.stack([torch.as_tensor(item[0], dtype=torch.float32) for item in batch])
+    labels = torch.stack([torch.as_tensor(item[1], dtype=torch.float32).reshape(-1) for item in batch])
+    return images, labels
+
+
+def train_classifier(dataset, groups: Sequence[Sequence], epochs: int, batch_size: int, lr: float, seed: int,
+                     device: str | torch.device, num_workers: int = 0,
+                     progress: Callable[[dict], None] | None = None, width: int = 32,
+                     attribute_names: Sequence[str] | None = None,
+                     ) -> tuple[AttributeClassifier, list[dict]]:
+    """Train an :class:`AttributeClassifier` on ``dataset[i] -> (image (3, H, W) in [-1, 1], label vector)``.
+
+    Adam(lr, betas=(0.9, 0.999)); the sum of the group losses is minimised. The initial weights and the
+    shuffling come from ``seed`` alone (the global torch RNG is left untouched). ``history`` has one record
+    per epoch, ``{"epoch", "loss", "accuracy"}`` (mean training loss and training-batch accuracy over all
+    decisions), and ``progress(record)`` is called after each epoch. The model is returned in eval mode.
+    """
+    if len(dataset) == 0:
+        raise ValueError("cannot train a classifier on an empty dataset")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    first_image, first_label = _collate([dataset[0]])
+    label_dim, image_size = first_label.shape[1], first_image.shape[-2]
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AttributeClassifier(label_dim, image_size, width, groups=groups, attribute_names=attribute_names)
+    model.to(device).train()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                        collate_fn=_collate, generator=torch.Generator().manual_seed(seed),
+                        pin_memory=device.type == "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
+    history: list[dict] = []
+    for epoch in range(epochs):
+        loss_sum, seen, correct, decisions = 0.0, 0, 0, 0
+        for images, labels in loader:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            logits = model(images)
+            loss = classifier_loss(logits, labels, model.groups)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * images.shape[0]
+            seen += images.shape[0]
+            overall = attribute_accuracy(logits_to_labels(logits.detach(), model.groups), labels,
+                                         model.groups)["overall"]
+            correct += overall["correct"]
+            decisions += overall["decisions"]
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": _ratio(correct, decisions)}
+        history.append(record)
+        if progress is not None:
+            progress(record)
+    return model.eval(), history
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"classifier meta {where}: keys must be strings, got {key!r}")
+            _check_plain(item, f"{where}.{key}")
+        return
+    raise ValueError(f"classifier meta {where}: {type(value).__name__} is not plain data "
+                     "(None/bool/int/float/str/list/tuple/dict), so weights_only loading would refuse it")
+
+
+def classifier_meta(model: AttributeClassifier) -> dict:
+    """The fields needed to rebuild ``model`` (as plain data)."""
+    return {"label_dim": model.label_dim, "image_size": model.image_size, "width": model.width,
+            "groups": [list(g) for g in model.groups], "attribute_names": model.attribute_names}
+
+
+def save_classifier(path: str | os.PathLike, model: AttributeClassifier, meta: dict | None = None) -> Path:
+    """Write ``model`` and ``meta`` atomically (temp file in the same folder, then ``os.replace``).
+
+    ``meta`` may carry extra plain data (e.g. data set, validation accuracy); the architecture fields
+    (:func:`classifier_meta`) are taken from the model and must not contradict it.
+    """
+    full = dict(meta or {})
+    for key, value in classifier_meta(model).items():
+        given = full.get(key)
+        if key in full and given is not None and given != value and not (
+                key == "groups" and [list(g) for g in given] == value):
+            raise ValueError(f"classifier meta {key}={given!r} contradicts the model ({value!r})")
+        full[key] = value
+    _check_plain(full, "meta")
+    payload = {"format": CLASSIFIER_FORMAT, "format_version": CLASSIFIER_FORMAT_VERSION, "meta": full,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    return atomic_save(payload, path)
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    ) -> tuple[AttributeClassifier, dict]:
+    """``(model in eval mode on device, meta)`` from a file of :func:`save_classifier` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: attribute classifier file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = (str(err).strip().splitlines() or ["unsafe content"])[0][:160]
+        raise UserError(f"{path}: refused to load: not an attribute classifier file "
+                        f"(weights_only=True: {first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or ["truncated?"])[0][:160]
+        raise UserError(f"{path}: not a readable PyTorch file ({err.__class__.__name__}: {first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
+        raise UserError(f"{path}: not an attribute classifier file (expected format={CLASSIFIER_FORMAT!r})")
+    if payload.get("format_version", 0) > CLASSIFIER_FORMAT_VERSION:
+        raise UserError(f"{path}: classifier format {payload['format_version']} is newer than this library "
+                        f"understands ({CLASSIFIER_FORMAT_VERSION}); upgrade the library")
+    meta = payload.get("meta")
+    try:
+        model = AttributeClassifier(int(meta["label_dim"]), int(meta["image_size"]), int(meta["width"]),
+                                    groups=meta["groups"], attribute_names=meta.get("attribute_names"))
+    except (TypeError, KeyError, ValueError) as err:
+        raise UserError(f"{path}: attribute classifier meta is missing or invalid ({err})") from None
+    try:
+        model.load_state_dict(payload.get("state_dict"), strict=True)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{path}: classifier weights do not match its meta ({first})") from None
+    meta = dict(meta)
+    meta["groups"] = [tuple(g) for g in model.groups]
+    return model.to(device).eval(), meta
