@@ -1,0 +1,169 @@
+"""Reading StarGAN v1 checkpoints written by the official code (``{iter}-G.ckpt``, ``{iter}-D.ckpt``).
+
+Official files are bare ``state_dict`` s whose keys already match :mod:`stargan.networks`; converting them
+means stripping ``module.`` prefixes (DataParallel) and dropping the InstanceNorm running-stat buffers, which
+the official code never used (it never calls ``eval()``). The architecture is inferred from tensor shapes,
+then the result is checked key-by-key against a freshly built network, so anything that would not load
+``strict=True`` is reported as a one-line :class:`~common.errors.UserError` instead of a PyTorch traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from common.checkpoint import safe_torch_load
+from common.errors import UserError
+from stargan.networks import Discriminator, Generator
+
+_STALE_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+# Official G: Conv7/IN/ReLU, then two [Conv4 s2, IN, ReLU]; residual blocks start at this Sequential index.
+_FIRST_BLOCK = 9
+_G_BLOCK = re.compile(r"main\.(\d+)\.main\.0\.weight")
+_D_CONV = re.compile(r"main\.(\d+)\.weight")
+
+
+def _strip_prefix(key: str) -> str:
+    while key.startswith("module."):
+        key = key[len("module."):]
+    return key
+
+
+def _clean(sd: Any, source: str) -> dict[str, Tensor]:
+    """Bare tensor mapping with DataParallel prefixes stripped and stale norm buffers dropped."""
+    if not isinstance(sd, Mapping):
+        raise UserError(f"{source}: not a state_dict (found {type(sd).__name__}, expected a dict of tensors)")
+    out: dict[str, Tensor] = {}
+    for key, value in sd.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            hint = ""
+            if key in ("nets", "config", "state_dict", "model"):
+                hint = "; it looks like a wrapped checkpoint, not an official StarGAN file"
+            raise UserError(f"{source}: not a bare state_dict (entry {key!r} is {type(value).__name__}, "
+                            f"expected tensors only{hint})")
+        key = _strip_prefix(key)
+        if key.rsplit(".", 1)[-1] in _STALE_BUFFERS:
+            continue
+        out[key] = value
+    if not out:
+        raise UserError(f"{source}: empty state_dict (expected StarGAN weights)")
+    return out
+
+
+def _shape(sd: Mapping[str, Tensor], key: str) -> tuple[int, ...] | None:
+    t = sd.get(key)
+    return tuple(t.shape) if t is not None else None
+
+
+def _guess_kind(sd: Mapping[str, Tensor]) -> str:
+    if "conv1.weight" in sd and "conv2.weight" in sd:
+        return "it looks like a StarGAN discriminator (has conv1/conv2 heads)"
+    if any(k.startswith("model.") for k in sd):
+        return "it looks like a CycleGAN/pix2pix network (model.* keys)"
+    if "main.0.weight" in sd and any(_G_BLOCK.fullmatch(k) for k in sd):
+        return "it looks like a StarGAN generator (has residual blocks)"
+    return f"first keys: {', '.join(list(sd)[:3])}"
+
+
+def _check_against(sd: dict[str, Tensor], net: torch.nn.Module, source: str, what: str, arch: dict) -> None:
+    """Reject anything that would not ``load_state_dict(strict=True)`` into ``net``, naming the first problem."""
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
+    arch_text = ", ".join(f"{k}={v}" for k, v in arch.items())
+    if missing:
+        raise UserError(f"{source}: unrecognised StarGAN {what} layout (inferred {arch_text}): missing "
+                        f"{len(missing)} key(s), first {missing[0]!r}")
+    if unexpected:
+        raise UserError(f"{source}: unrecognised StarGAN {what} layout (inferred {arch_text}): "
+                        f"{len(unexpected)} unexpected key(s), first {unexpected[0]!r}")
+    if wrong:
+        k = wrong[0]
+        raise UserError(f"{source}: unrecognised StarGAN {what} layout (inferred {arch_text}): {k!r} has shape "
+                        f"{tuple(sd[k].shape)}, expected {expected[k]}")
+    not_float = [k for k, v in sd.items() if not v.is_floating_point()]
+    if not_float:
+        raise UserError(f"{source}: {not_float[0]!r} has dtype {sd[not_float[0]].dtype}, expected floating point")
+
+
+def convert_official_generator(sd: Mapping[str, Any], source: str = "state_dict") -> tuple[dict[str, Tensor], dict]:
+    """Official StarGAN ``G`` state_dict -> ``(our_state_dict, arch)``.
+
+    ``arch`` is ``dict(c_dim, conv_dim, repeat_num)``, inferred from ``main.0.weight`` (shape
+    ``(conv_dim, 3 + c_dim, 7, 7)``) and the number of residual blocks; ``Generator(**arch)`` loads the
+    result with ``strict=True``. ``source`` names the file in error messages.
+    """
+    sd = _clean(sd, source)
+    first = _shape(sd, "main.0.weight")
+    if first is None or len(first) != 4 or first[2:] != (7, 7) or first[1] <= 3 or "conv1.weight" in sd:
+        raise UserError(f"{source}: unrecognised StarGAN generator layout: expected 'main.0.weight' of shape "
+                        f"(conv_dim, 3 + c_dim, 7, 7), found {first}; {_guess_kind(sd)}")
+    blocks = sorted(int(m.group(1)) for k in sd if (m := _G_BLOCK.fullmatch(k)))
+    if blocks != list(range(_FIRST_BLOCK, _FIRST_BLOCK + len(blocks))):
+        raise UserError(f"{source}: unrecognised StarGAN generator layout: residual blocks at main.{blocks}, "
+                        f"expected consecutive indices from main.{_FIRST_BLOCK}")
+    arch = {"c_dim": first[1] - 3, "conv_dim": first[0], "repeat_num": len(blocks)}
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        reference = Generator(**arch)
+    _check_against(sd, reference, source, "generator", arch)
+    return sd, arch
+
+
+def convert_official_discriminator(sd: Mapping[str, Any],
+                                   source: str = "state_dict") -> tuple[dict[str, Tensor], dict]:
+    """Official StarGAN ``D`` state_dict -> ``(our_state_dict, arch)``.
+
+    ``arch`` is ``dict(image_size, conv_dim, c_dim, repeat_num)``: ``repeat_num`` counts the stride-2 convs,
+    ``c_dim`` is the class head's output count and ``image_size = conv2 kernel * 2**repeat_num`` (the class
+    head covers the whole final map). ``Discriminator(**arch)`` loads the result with ``strict=True``.
+    """
+    sd = _clean(sd, source)
+    first, src, cls = _shape(sd, "main.0.weight"), _shape(sd, "conv1.weight"), _shape(sd, "conv2.weight")
+    if (first is None or len(first) != 4 or first[1] != 3 or src is None or cls is None or len(cls) != 4
+            or cls[2] != cls[3]):
+        raise UserError(f"{source}: unrecognised StarGAN discriminator layout: expected 'main.0.weight' "
+                        f"(conv_dim, 3, 4, 4), 'conv1.weight' and a square 'conv2.weight'; {_guess_kind(sd)}")
+    repeat_num = sum(1 for k in sd if _D_CONV.fullmatch(k))
+    arch = {"image_size": cls[2] * 2 ** repeat_num, "conv_dim": first[0], "c_dim": cls[0], "repeat_num": repeat_num}
+    with torch.device("meta"):
+        reference = Discriminator(**arch)
+    _check_against(sd, reference, source, "discriminator", arch)
+    return sd, arch
+
+
+def _mask_size(g_arch: dict, d_arch: dict, g_path: Path, d_path: Path) -> int:
+    """Datasets in the mask vector: 0 for a single-dataset model, N >= 2 when G gets N extra mask labels."""
+    g_c, d_c = g_arch["c_dim"], d_arch["c_dim"]
+    n_mask = g_c - d_c
+    if n_mask == 0 or (n_mask >= 2 and d_c >= n_mask):
+        return n_mask
+    raise UserError(f"{d_path}: D has {d_c} class logits but {g_path.name} G takes {g_c} labels; expected "
+                    f"equal sizes, or G = D + N for a mask model over N >= 2 datasets (e.g. G 15, D 13)")
+
+
+def load_official_stargan(g_path: str | os.PathLike) -> dict[str, Any]:
+    """Read an official ``{iter}-G.ckpt`` and, when it lies beside it, the matching ``{iter}-D.ckpt``.
+
+    Files are read with ``torch.load(map_location='cpu', weights_only=True)``; a file that pickles whole
+    objects is refused, never loaded unsafely. Returns ``{'G': (sd, arch), 'D': (sd, arch) or None,
+    'n_mask': int or None, 'G_path': Path, 'D_path': Path or None}`` where ``n_mask`` is the number of
+    datasets in the mask vector (``G c_dim - D c_dim``; 0 = single dataset; None when there is no D to tell).
+    Any problem raises a one-line :class:`UserError` naming the file.
+    """
+    g_path = Path(g_path)
+    if not g_path.is_file():
+        raise UserError(f"{g_path}: file not found (expected an official StarGAN generator, e.g. 200000-G.ckpt)")
+    g_sd, g_arch = convert_official_generator(safe_torch_load(g_path), source=str(g_path))
+    result: dict[str, Any] = {"G": (g_sd, g_arch), "D": None, "n_mask": None, "G_path": g_path, "D_path": None}
+
+    if g_path.name.endswith("-G.ckpt"):
+        d_path = g_path.with_name(g_path.name[: -len("-G.ckpt")] + "-D.ckpt")
+        if d_path.is_file():
+            d_sd, d_arch = convert_official_discriminator(safe_torch_load(d_path), source=str(d_path))
+            result.update(D=(d_sd, d_arch), D_path=d_path, n_mask=_mask_size(g_arch, d_arch, g_path, d_path))
+    return result

@@ -1,0 +1,160 @@
+"""StarGAN v1 generator and discriminator, laid out so the official ``state_dict`` keys load unchanged.
+
+The attribute names (``main``, ``conv1``, ``conv2``) and the ``nn.Sequential`` indices mirror the official
+implementation, so an official checkpoint only needs its stale InstanceNorm buffers dropped (see
+:mod:`stargan.import_official`). Weights keep PyTorch's default initialisation, as the official code does.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters (trainable or not) in ``module``; buffers are not counted."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _instance_norm(channels: int) -> nn.InstanceNorm2d:
+    # No running stats on purpose: the official nets carry them but never switch to eval(), so every output
+    # they produce uses instance statistics. Tracking them here would make eval() silently change results.
+    return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    """``x + [Conv3, IN, ReLU, Conv3, IN](x)``; the inner ``main`` indices {0, 1, 3, 4} match the official keys."""
+
+    def __init__(self, channels: int) -> None:
+        """
+        Args:
+            channels: input and output channel count (the block preserves shape).
+        """
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False),
+            _instance_norm(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False),
+            _instance_norm(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.main(x)
+
+
+class Generator(nn.Module):
+    """StarGAN generator: image + target labels -> translated image in [-1, 1].
+
+    Layout: Conv7 (3 + c_dim -> conv_dim), 2 stride-2 down convs, ``repeat_num`` residual blocks, 2 stride-2
+    transposed convs, Conv7 to RGB, Tanh; every conv is bias-free and followed (except the last) by
+    InstanceNorm + ReLU. Input H and W must be divisible by 4.
+
+    Deviation from the official code: InstanceNorm uses ``track_running_stats=False``. The official layers
+    keep running-stat buffers, but its training and test code never call ``eval()``, so the official outputs
+    are computed with per-instance statistics; ours always are, in train and eval mode alike. Our
+    ``state_dict`` therefore has no ``running_mean``/``running_var``/``num_batches_tracked`` entries, and
+    :func:`stargan.import_official.convert_official_generator` drops them from official files.
+    """
+
+    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6) -> None:
+        """
+        Args:
+            c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
+            conv_dim: channels of the first conv; the bottleneck has ``4 * conv_dim``.
+            repeat_num: number of residual blocks in the bottleneck.
+        """
+        super().__init__()
+        if c_dim < 1 or conv_dim < 1 or repeat_num < 0:
+            raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0; got "
+                             f"c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}")
+        self.c_dim = c_dim
+        self.conv_dim = conv_dim
+        self.repeat_num = repeat_num
+
+        layers: list[nn.Module] = [
+            nn.Conv2d(3 + c_dim, conv_dim, kernel_size=7, stride=1, padding=3, bias=False),
+            _instance_norm(conv_dim),
+            nn.ReLU(inplace=True),
+        ]
+        dim = conv_dim
+        for _ in range(2):
+            layers += [
+                nn.Conv2d(dim, dim * 2, kernel_size=4, stride=2, padding=1, bias=False),
+                _instance_norm(dim * 2),
+                nn.ReLU(inplace=True),
+            ]
+            dim *= 2
+        layers += [ResidualBlock(dim) for _ in range(repeat_num)]
+        for _ in range(2):
+            layers += [
+                nn.ConvTranspose2d(dim, dim // 2, kernel_size=4, stride=2, padding=1, bias=False),
+                _instance_norm(dim // 2),
+                nn.ReLU(inplace=True),
+            ]
+            dim //= 2
+        layers += [nn.Conv2d(dim, 3, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
+        if c.dim() != 2 or c.shape[0] != x.shape[0] or c.shape[1] != self.c_dim:
+            raise ValueError(f"labels must have shape ({x.shape[0]}, {self.c_dim}); got {tuple(c.shape)}")
+        # Each label becomes a constant feature map so every spatial position sees the target domain.
+        c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
+        return self.main(torch.cat([x, c], dim=1))
+
+
+def valid_image_sizes(repeat_num: int, up_to: int = 512) -> list[int]:
+    """Image sizes a :class:`Discriminator` with ``repeat_num`` stride-2 layers accepts, up to ``up_to``."""
+    step = 2 ** repeat_num
+    return list(range(step, up_to + 1, step))
+
+
+class Discriminator(nn.Module):
+    """StarGAN discriminator (PatchGAN critic + domain classifier), no normalisation.
+
+    ``main``: ``repeat_num`` x [Conv4 s2 p1 (with bias), LeakyReLU(0.01)], doubling width from ``conv_dim``.
+    ``conv1`` (source head): Conv3 s1 p1 to 1 channel, giving an (H / 2**repeat_num)^2 realness map.
+    ``conv2`` (class head): a conv whose kernel covers the whole remaining map, giving ``c_dim`` logits.
+    Both heads are bias-free, as in the official model.
+    """
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
+        """
+        Args:
+            image_size: square training size; must be a positive multiple of ``2**repeat_num`` because the
+                class head's kernel is ``image_size // 2**repeat_num`` and must cover the final map exactly.
+            conv_dim: channels of the first conv; the last has ``conv_dim * 2**(repeat_num - 1)``.
+            c_dim: number of classification logits (for a multi-dataset model: all label blocks, no mask).
+            repeat_num: number of stride-2 conv layers.
+        """
+        super().__init__()
+        if c_dim < 1 or conv_dim < 1 or repeat_num < 1:
+            raise ValueError(f"Discriminator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 1; got "
+                             f"c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}")
+        step = 2 ** repeat_num
+        if image_size < step or image_size % step:
+            examples = ", ".join(str(s) for s in valid_image_sizes(repeat_num, max(4 * step, 256))[:6])
+            raise ValueError(f"Discriminator image_size={image_size} is not a positive multiple of "
+                             f"2**repeat_num = {step} (repeat_num={repeat_num}); valid sizes: {examples}, ...")
+        self.image_size = image_size
+        self.conv_dim = conv_dim
+        self.c_dim = c_dim
+        self.repeat_num = repeat_num
+
+        layers: list[nn.Module] = []
+        in_dim, dim = 3, conv_dim
+        for _ in range(repeat_num):
+            layers += [nn.Conv2d(in_dim, dim, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.01)]
+            in_dim, dim = dim, dim * 2
+        self.main = nn.Sequential(*layers)
+        kernel = image_size // step
+        self.conv1 = nn.Conv2d(in_dim, 1, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(in_dim, c_dim, kernel_size=kernel, bias=False)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(out_src (N, 1, H/2**r, W/2**r), out_cls (N, c_dim))`` for images ``x`` (N, 3, H, W)."""
+        h = self.main(x)
+        out_src = self.conv1(h)
+        out_cls = self.conv2(h)
+        return out_src, out_cls.view(out_cls.shape[0], out_cls.shape[1])
