@@ -175,14 +175,24 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     for text in overrides:
         path, value = parse_override(text)
         node = out
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise UserError(f"--set {text!r}: '{part}' is not a section")
-            node = child
-        node[path[-1]] = value
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            if isinstance(node, list):
+                # data.datasets.0.image_dir: a numeric part indexes a list of sections
+                if not part.isdigit() or int(part) >= len(node):
+                    raise UserError(f"--set {text!r}: '{part}' is not an index of a {len(node)}-item list")
+                key = int(part)
+            elif isinstance(node, dict):
+                key = part
+            else:
+                raise UserError(f"--set {text!r}: '{path[depth - 1]}' is not a section")
+            if last:
+                node[key] = value
+            else:
+                child = node[key] if (isinstance(node, list) or key in node) else None
+                if child is None:
+                    child = node[key] = {}
+                node = child
     return out
 
 

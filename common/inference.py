@@ -69,9 +69,13 @@ def output_path(path: Path, input_root: Path, out_dir: Path, suffix: str = "") -
 
 
 @torch.no_grad()
-def translate_paths(paths: list[Path], input_root: Path, out_dir: Path, fn: Callable[[torch.Tensor], torch.Tensor],
+def translate_paths(paths: list[Path], input_root: Path, out_dir: Path,
+                    fn: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor | list[torch.Tensor]],
                     multiple: int, batch_size: int, device: torch.device, progress: bool = True) -> list[Path]:
-    """Run ``fn`` (N,3,H,W)->(N,3,H,W) over every image at its own resolution and write one PNG per input."""
+    """Run ``fn(padded_batch, (h, w))`` over every image at its own resolution and write one PNG per input.
+
+    ``fn`` returns (N,3,H',W') at the padded size, or a list of such tensors; each result is cropped back to
+    the input's size, and a list is laid side by side (the StarGAN test grid)."""
     from tqdm import tqdm
 
     written = []
@@ -79,7 +83,9 @@ def translate_paths(paths: list[Path], input_root: Path, out_dir: Path, fn: Call
         for batch in batches_by_size(paths, batch_size):
             x = torch.stack([t for _, t in batch]).to(device)
             padded, (h, w) = pad_to_multiple(x, multiple)
-            y = fn(padded)[..., :h, :w]
+            result = fn(padded, (h, w))
+            parts = result if isinstance(result, list) else [result]
+            y = torch.cat([p[..., :h, :w] for p in parts], dim=-1)
             for (path, _), out in zip(batch, y):
                 target = output_path(path, input_root, out_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -149,3 +149,93 @@ def set_requires_grad(modules, flag: bool) -> None:
     for module in modules:
         for p in module.parameters():
             p.requires_grad_(flag)
+
+
+class TrainerBase:
+    """Runtime + checkpoint plumbing shared by the trainers (device, torchrun ranks, seeding, full-state
+    save/restore). Subclasses fill ``nets``, ``optimizers``, ``schedulers``, ``pools`` and ``counters``."""
+
+    model_name = ""
+
+    def _setup_runtime(self, cfg: Any, device: str | None) -> None:
+        from common.device import resolve_device
+        from common.distributed import init_distributed
+        from common.rng import seed_everything
+
+        requested = device or cfg.run.device
+        wants_cuda = requested.startswith("cuda") or (requested == "auto" and torch.cuda.is_available())
+        self.dist = init_distributed("cuda" if wants_cuda else "cpu")
+        self.device = resolve_device(requested, self.dist.local_rank if self.dist.enabled else None)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not cfg.run.deterministic
+        if cfg.run.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(cfg.seed)
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.pools: dict[str, Any] = {}
+        self.counters: dict[str, Any] = {}
+
+    def _after_networks_built(self, seed: int) -> None:
+        from common.distributed import broadcast_parameters
+
+        broadcast_parameters(self.nets.values(), self.dist)
+        if self.dist.enabled:
+            # Ranks share the initial weights but draw different dropout/GP/target noise.
+            torch.manual_seed(seed + 1_000_003 * self.dist.rank)
+
+    def _gather(self, obj: Any) -> list:
+        """Every rank's ``obj`` (rank order), so rank 0 checkpoints all ranks' RNG and pool states."""
+        if not self.dist.enabled:
+            return [obj]
+        import torch.distributed as tdist
+
+        out = [None] * self.dist.world_size
+        tdist.all_gather_object(out, obj)
+        return out
+
+    def checkpoint_extra(self) -> dict:
+        return {}
+
+    def state(self) -> dict:
+        from common.checkpoint import new_checkpoint
+        from common.rng import capture_rng_state
+
+        rng = self._gather(capture_rng_state())
+        pools = self._gather({k: p.state_dict() for k, p in self.pools.items()})
+        return new_checkpoint(
+            self.model_name, to_dict(self.cfg), {k: n.state_dict() for k, n in self.nets.items()},
+            optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
+            schedulers={k: s.state_dict() for k, s in self.schedulers.items()},
+            pools=pools, scalers=self.precision.state_dict(), counters=dict(self.counters), rng=rng,
+            extra={"world_size": self.dist.world_size, **self.checkpoint_extra()},
+        )
+
+    def load_state(self, ckpt: dict) -> None:
+        from common.rng import restore_rng_state
+
+        for name, net in self.nets.items():
+            net.load_state_dict(ckpt["nets"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(ckpt["schedulers"][name])
+        self.precision.load_state_dict(ckpt.get("scalers", {}))
+        self.counters = dict(ckpt["counters"])
+        rank = self.dist.rank if self.dist.rank < len(ckpt["rng"]) else 0
+        for key, pool in self.pools.items():
+            pool.load_state_dict(ckpt["pools"][rank][key])
+        # Last: everything above may consume randomness, the continued run must not see that.
+        restore_rng_state(ckpt["rng"][rank])
+
+    def save(self) -> Path | None:
+        state = self.state()  # every rank takes part in the gathers
+        if self.dist.is_main:
+            return self.ctx.checkpoints.save(state, self.counters["global_step"])
+        return None
+
+    def close(self) -> None:
+        from common.distributed import shutdown_distributed
+
+        shutdown_distributed()

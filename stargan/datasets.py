@@ -75,6 +75,28 @@ def _fraction_to_count(n: int, test_fraction: float, where: str) -> int:
     return 0 if test_fraction == 0 else max(1, round(n * test_fraction))
 
 
+def partition_indices(path: str | os.PathLike, filenames: Sequence[str], mode: str) -> list[int]:
+    """Rows of ``filenames`` in ``mode`` per a CelebA ``list_eval_partition.txt`` (``<file> 0|1|2``: train,
+    val, test). Train takes 0 and 1 (the official StarGAN code trains on everything but its test split)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: partition file not found")
+    part: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise UserError(f"{path}:{lineno}: expected '<file> 0|1|2', got {line.strip()!r}")
+        part[fields[0]] = int(fields[1])
+    missing = [f for f in filenames if f not in part]
+    if missing:
+        raise UserError(f"{path}: has no partition for {len(missing)} image(s) of the attribute file, "
+                        f"e.g. {missing[0]}")
+    want_test = mode == "test"
+    return [i for i, f in enumerate(filenames) if (part[f] == 2) == want_test]
+
+
 def flip_from_seed(seed: int) -> bool:
     """The horizontal-flip coin of one sample: a pure function of its seed (any Python int)."""
     return random.Random(seed).random() < 0.5
@@ -268,6 +290,7 @@ class CelebADataset(_LabeledImages):
         split_seed: int = 1234,
         exclusive: Sequence[Sequence[str]] | None = None,
         schema: LabelSchema | None = None,
+        partition_path: str | os.PathLike | None = None,
         exclusive_loss: Loss = "bce",
     ) -> None:
         super().__init__(image_size, crop_size, mode, flip)
@@ -289,7 +312,10 @@ class CelebADataset(_LabeledImages):
         all_files = [self.image_dir / name for name in filenames]
         _check_files_exist(all_files, [str(self.attr_path)] * len(all_files))
         _check_one_hot(schema, labels, lambda i: f"{self.attr_path}: row {i + 1} ({filenames[i]})")
-        idx = split_indices(len(filenames), mode, test_count, split_seed)
+        if partition_path is not None:
+            idx = partition_indices(partition_path, filenames, mode)
+        else:
+            idx = split_indices(len(filenames), mode, test_count, split_seed)
         self.files = [all_files[i] for i in idx]
         self.filenames = [filenames[i] for i in idx]
         self.labels = labels[idx] if idx else labels[:0]

@@ -167,3 +167,88 @@ def load_official_stargan(g_path: str | os.PathLike) -> dict[str, Any]:
             d_sd, d_arch = convert_official_discriminator(safe_torch_load(d_path), source=str(d_path))
             result.update(D=(d_sd, d_arch), D_path=d_path, n_mask=_mask_size(g_arch, d_arch, g_path, d_path))
     return result
+
+
+def convert_to_checkpoint(g_path: str | os.PathLike, attrs: str | None = None, exclusive: tuple[str, ...] = (),
+                          dataset_sizes: str | None = None, dataset_names: str | None = None) -> tuple[dict, str]:
+    """An inference checkpoint of this library from official ``{iter}-G.ckpt`` (+ ``-D.ckpt`` beside it).
+
+    The label vector gets names from ``attrs`` (default ``attr_0``...) and exclusive groups from ``exclusive``
+    (comma-separated members each). Mask-vector models split it into per-dataset blocks given by
+    ``dataset_sizes`` ("5,8"); with two datasets and a D the split cannot be inferred, so it is required.
+    """
+    from common.checkpoint import new_checkpoint
+    from common.config import from_dict, to_dict
+    from stargan.config import StarGANConfig
+    from stargan.labels import LabelSchema
+    from stargan.model import LabelSpace
+
+    loaded = load_official_stargan(g_path)
+    g_sd, g_arch = loaded["G"]
+    d_part = loaded["D"]
+    n_mask = loaded["n_mask"] or 0
+    where = str(g_path)
+    if dataset_sizes:
+        try:
+            sizes = [int(x) for x in dataset_sizes.split(",")]
+        except ValueError:
+            raise UserError(f"--datasets {dataset_sizes!r}: expected comma-separated integers such as 5,8") from None
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise UserError(f"--datasets {dataset_sizes!r}: a mask-vector model has at least 2 positive block sizes")
+        if sum(sizes) + len(sizes) != g_arch["c_dim"]:
+            raise UserError(f"--datasets {dataset_sizes!r}: blocks {sum(sizes)} + mask {len(sizes)} != the "
+                            f"generator's label size {g_arch['c_dim']} ({where})")
+        if n_mask and n_mask != len(sizes):
+            raise UserError(f"--datasets {dataset_sizes!r}: {len(sizes)} datasets, but G and D imply {n_mask}")
+    elif n_mask >= 2:
+        raise UserError(f"{where}: a mask-vector model ({n_mask} datasets, {g_arch['c_dim'] - n_mask} labels); "
+                        "pass --datasets with the label block sizes, e.g. --datasets 5,8 for CelebA+RaFD")
+    else:
+        sizes = [g_arch["c_dim"]]
+    label_dim = sum(sizes)
+    names = [a.strip() for a in attrs.split(",")] if attrs else [f"attr_{i}" for i in range(label_dim)]
+    if len(names) != label_dim:
+        raise UserError(f"--attrs: {len(names)} names given, but the model has {label_dim} labels (mask excluded)")
+    groups = [[m.strip() for m in g.split(",")] for g in exclusive]
+    if dataset_names:
+        ds_names = [n.strip() for n in dataset_names.split(",")]
+        if len(ds_names) != len(sizes):
+            raise UserError(f"--dataset-names: {len(ds_names)} names for {len(sizes)} datasets")
+    else:
+        ds_names = [f"dataset{i}" for i in range(len(sizes))] if len(sizes) > 1 else ["dataset"]
+    schemas, start = [], 0
+    for size in sizes:
+        block = names[start:start + size]
+        block_groups = [g for g in groups if all(m in block for m in g)]
+        stray = [g for g in groups if any(m in block for m in g) and g not in block_groups]
+        if stray:
+            raise UserError(f"--exclusive {','.join(stray[0])}: members must belong to one dataset's block")
+        try:
+            schemas.append(LabelSchema.from_attrs(block, block_groups))
+        except ValueError as err:
+            raise UserError(f"--attrs/--exclusive: {err}") from None
+        start += size
+    unknown = [m for g in groups for m in g if m not in names]
+    if unknown:
+        raise UserError(f"--exclusive: {', '.join(unknown)} not in --attrs ({', '.join(names)})")
+    labels = LabelSpace(ds_names, schemas)
+    image_size = d_part[1]["image_size"] if d_part else 128
+    data = {
+        "image_size": image_size,
+        "datasets": [{"name": n, "format": "celeba", "selected_attrs": list(s.names),
+                      "exclusive": [list(g.names) for g in s.groups if g.kind == "exclusive"]}
+                     for n, s in zip(ds_names, schemas)],
+    }
+    network = {"g_conv_dim": g_arch["conv_dim"], "g_repeat_num": g_arch["repeat_num"]}
+    if d_part:
+        network.update(d_conv_dim=d_part[1]["conv_dim"], d_repeat_num=d_part[1]["repeat_num"])
+    cfg = from_dict(StarGANConfig, {"name": Path(g_path).stem, "data": data, "network": network}, source=where)
+    nets = {"G": g_sd}
+    if d_part:
+        nets["D"] = d_part[0]
+    ckpt = new_checkpoint("stargan", to_dict(cfg), nets, kind="inference",
+                          extra={"labels": labels.to_dict(), "imported_from": where})
+    summary = (f"StarGAN conv_dim={g_arch['conv_dim']} labels={label_dim}"
+               + (f" mask={len(sizes)} datasets {dict(zip(ds_names, sizes))}" if len(sizes) > 1 else "")
+               + (f" with D (image_size {image_size})" if d_part else " without D"))
+    return ckpt, summary

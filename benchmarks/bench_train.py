@@ -1,0 +1,145 @@
+"""Seconds per training iteration, images/s and peak memory of a config's real train step.
+
+    python benchmarks/bench_train.py configs/cyclegan/horse2zebra.yaml --size 128 --device cpu
+    python benchmarks/bench_train.py configs/stargan/celeba.yaml --device cuda --precision amp_bf16
+
+CycleGAN: one iteration = the G step + the D step of one batch. StarGAN: one *amortised* iteration =
+n_critic D steps of which the last also runs the G step (the official schedule), reported per group and
+per D step. A few synthetic images are written to a temporary folder so the trainer is built exactly as
+`stargan train` builds it; timed steps use in-memory random batches so disk speed does not count.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.config import load_config  # noqa: E402
+from stargan.cli import _registry  # noqa: E402
+
+
+def _write_images(folder: Path, n: int, size: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = []
+    for i in range(n):
+        name = f"{i:04d}.png"
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / name)
+        names.append(name)
+    return names
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", choices=["fp32", "amp_fp16", "amp_bf16"], default=None)
+    ap.add_argument("--size", type=int, default=None, help="image size (CycleGAN crop_size / StarGAN image_size)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--iters", type=int, default=5, help="timed iterations (StarGAN: amortised groups)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    overrides = list(args.overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={args.device}"]
+    if args.precision:
+        overrides.append(f"run.precision={args.precision}")
+    cfg = load_config(args.config, overrides, _registry())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    if cfg.model == "cyclegan":
+        from cyclegan.trainer import CycleGANTrainer
+
+        size = args.size or cfg.data.crop_size
+        cfg.data.crop_size, cfg.data.load_size, cfg.data.preprocess = size, size, "resize_and_crop"
+        cfg.data.batch_size = args.batch_size or cfg.data.batch_size
+        for phase in ("trainA", "trainB"):
+            _write_images(tmp / "data" / phase, 2, size)
+        cfg.data.root = str(tmp / "data")
+        trainer = CycleGANTrainer(cfg, out_root=tmp / "runs")
+        bs = cfg.data.batch_size
+
+        def one_iteration():
+            a = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+            b = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+            trainer.train_step(a, b)
+
+        unit = "iteration (G step + D step)"
+    else:
+        from stargan.trainer import StarGANTrainer
+
+        size = args.size or cfg.data.image_size
+        cfg.data.image_size = size
+        cfg.data.batch_size = args.batch_size or cfg.data.batch_size
+        bs = cfg.data.batch_size
+        for entry in cfg.data.datasets:
+            names = _write_images(tmp / entry.name, bs + 2, size)
+            attrs = entry.selected_attrs or ["a0", "a1", "a2", "a3", "a4"]
+            rows = [f"{n} " + " ".join("1" if (i + j) % 3 == 0 else "-1" for j in range(len(attrs)))
+                    for i, n in enumerate(names)]
+            (tmp / f"{entry.name}.txt").write_text(f"{len(names)}\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
+            entry.format, entry.image_dir, entry.attr_path = "celeba", str(tmp / entry.name), str(tmp / f"{entry.name}.txt")
+            entry.selected_attrs, entry.crop_size, entry.test_count = attrs, None, 1
+            entry.exclusive = [g for g in entry.exclusive if all(a in attrs for a in g)]
+        trainer = StarGANTrainer(cfg, out_root=tmp / "runs")
+        n_critic = cfg.optim.n_critic
+        label_dims = [s.dim for s in trainer.labels.schemas]
+
+        def one_iteration():
+            for i in range(n_critic):
+                k = i % len(label_dims)
+                x = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+                y = (torch.rand(bs, label_dims[k], device=trainer.device) > 0.5).float()
+                trainer.train_step(x, y, k, g_step=i == n_critic - 1)
+
+        unit = f"amortised iteration ({n_critic - 1} D-only steps + 1 D+G step)"
+
+    device = trainer.device
+    for _ in range(args.warmup):
+        one_iteration()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        one_iteration()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    trainer.ctx.logger.close()
+    per = statistics.median(times)
+    images = bs * (cfg.optim.n_critic if cfg.model == "stargan" else 1)
+    print(f"model={cfg.model} config={args.config} device={device} precision={cfg.run.precision} "
+          f"size={size} batch={bs} threads={torch.get_num_threads()} torch={torch.__version__} "
+          f"cpu={platform.processor() or platform.machine()}")
+    print(f"seconds per {unit}: median {per:.3f} (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})")
+    print(f"images/s: {images / per:.2f}")
+    print(f"peak memory: {_peak_mb(device):.0f} MiB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""CycleGAN config. Defaults are the official pytorch-CycleGAN-and-pix2pix training defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from common.errors import UserError
+from common.train_config import LogConfig, RunConfig
+
+
+@dataclass
+class DataConfig:
+    """root: folder with trainA/trainB (testA/testB for translation). on_bad_image: ``error`` stops at an
+    unreadable image naming it; ``skip`` substitutes the next image and counts the skips in the logs."""
+
+    root: str = "datasets/horse2zebra"
+    preprocess: Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"] = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    batch_size: int = 1
+    serial_batches: bool = False
+    max_dataset_size: int | None = None
+    on_bad_image: Literal["error", "skip"] = "error"
+
+    def validate(self, where: str) -> None:
+        for key in ("load_size", "crop_size", "batch_size"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{where}: key 'data.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise UserError(
+                f"{where}: key 'data.crop_size' ({self.crop_size}) must be <= data.load_size ({self.load_size}) "
+                f"with preprocess {self.preprocess!r}"
+            )
+
+
+@dataclass
+class NetworkConfig:
+    netG: Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"] = "resnet_9blocks"
+    netD: Literal["basic", "n_layers", "pixel"] = "basic"
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_D: int = 3
+    norm: Literal["instance", "batch", "none"] = "instance"
+    dropout: bool = False
+    init_type: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    init_gain: float = 0.02
+    input_nc: int = 3
+    output_nc: int = 3
+
+    def validate(self, where: str) -> None:
+        for key in ("ngf", "ndf", "n_layers_D", "input_nc", "output_nc"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{where}: key 'network.{key}' must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class LossConfig:
+    """lambda_identity is relative: the identity L1 of G_A is weighted lambda_identity * lambda_B (official)."""
+
+    gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_gp: float = 10.0
+    pool_size: int = 50
+
+
+@dataclass
+class OptimConfig:
+    """LR policy, stepped once per epoch: ``linear`` keeps lr for n_epochs then decays linearly towards 0
+    over n_epochs_decay (official formula); ``step`` multiplies by 0.1 every lr_decay_epochs; ``cosine``
+    keeps lr for n_epochs then follows a half cosine to 0 over n_epochs_decay; ``constant``."""
+
+    lr: float = 0.0002
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_policy: Literal["linear", "step", "cosine", "constant"] = "linear"
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    lr_decay_epochs: int = 50
+
+    def validate(self, where: str) -> None:
+        if self.lr <= 0:
+            raise UserError(f"{where}: key 'optim.lr' must be > 0, got {self.lr}")
+        if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay < 1:
+            raise UserError(f"{where}: keys 'optim.n_epochs' + 'optim.n_epochs_decay' must be >= 1 (each >= 0)")
+        if self.lr_decay_epochs < 1:
+            raise UserError(f"{where}: key 'optim.lr_decay_epochs' must be >= 1")
+
+
+@dataclass
+class CycleGANConfig:
+    model: Literal["cyclegan"] = "cyclegan"
+    name: str = "cyclegan"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def validate(self, where: str) -> None:
+        if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
+            raise UserError(
+                f"{where}: key 'loss.lambda_identity' must be 0 when network.input_nc != network.output_nc"
+            )

@@ -1,0 +1,189 @@
+"""The ``stargan`` command line (also ``python -m stargan``).
+
+Every command validates its options before doing work; user errors print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from common.errors import UserError
+from common.version import __version__
+from stargan.cli_common import DEVICE_HELP, user_errors
+
+
+def _registry() -> dict:
+    from cyclegan.config import CycleGANConfig
+
+    registry = {"cyclegan": CycleGANConfig}
+    try:
+        from stargan.config import StarGANConfig
+    except ImportError:  # pragma: no cover - during bootstrap only
+        pass
+    else:
+        registry["stargan"] = StarGANConfig
+    return registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="stargan")
+def cli() -> None:
+    """Unpaired, multi-domain image-to-image translation: faithful CycleGAN and StarGAN.
+
+    Runs on CUDA when present, CPU otherwise. For several GPUs or nodes launch `train` with torchrun,
+    e.g. `torchrun --nproc_per_node 4 -m stargan train CONFIG`.
+    """
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set optim.lr=1e-4 (repeatable).")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that receives numbered run folders (00000-NAME, 00001-NAME, ...).")
+@click.option("--resume", default=None, metavar="auto|PATH",
+              help="auto: continue the newest run of this config's name under --out (start fresh if none); "
+                   "PATH: a checkpoint file or run folder.")
+@click.option("--device", default=None, help=DEVICE_HELP + " Overrides run.device.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and where the run would go; train nothing.")
+@user_errors
+def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | None, device: str | None,
+          dry_run: bool) -> None:
+    """Train the model a CONFIG (YAML) describes; its `model` key picks cyclegan or stargan."""
+    from common.config import dump_yaml, load_config
+    from common.device import resolve_device
+    from common.training import resolve_resume
+
+    if device is not None:
+        overrides = overrides + (f"run.device={device}",)
+    cfg = load_config(config, overrides, _registry())
+    resolve_device(cfg.run.device)  # fail on a missing GPU before anything is written
+    if dry_run:
+        click.echo(dump_yaml(cfg), nl=False)
+        target = resolve_resume(resume, out, cfg.name)
+        where = f"resume {target}" if target else f"a new numbered folder under {out}/ named *-{cfg.name}"
+        click.echo(f"# dry run: would train {cfg.model} into {where}")
+        return
+    if cfg.model == "cyclegan":
+        from cyclegan.trainer import train as run_training
+    else:
+        from stargan.trainer import train as run_training
+    run_dir = run_training(cfg, out_root=out, resume=resume)
+    click.echo(f"run folder: {run_dir}")
+    click.echo(f"checkpoint: {run_dir / 'checkpoints' / 'latest.pt'}")
+    click.echo(f"tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
+
+
+@cli.command()
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
+              help="A checkpoint written by `train` or `import-official` (file, or a run folder for its latest).")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="An image file or a folder (searched recursively).")
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the results: one PNG per input, same stem (and sub-folders).")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True,
+              help="CycleGAN: which generator to apply.")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Images per forward pass (images of equal size are batched together).")
+@click.option("--target", default=None, metavar="SPEC",
+              help='StarGAN: attributes to set, e.g. "Blond_Hair=1,Male=0". Setting a member of an exclusive '
+                   "group clears the others; attributes not named keep the input's own values as the "
+                   "discriminator's classifier predicts them (zeros when the checkpoint has no D).")
+@click.option("--target-vector", default=None, metavar="V1,V2,...",
+              help="StarGAN: the raw label vector, full length (mask vector included for multi-dataset models).")
+@click.option("--all-targets", is_flag=True,
+              help="StarGAN: the official test grid: input, then one column per single-attribute change.")
+@click.option("--strength", default=1.0, show_default=True, type=float,
+              help="StarGAN: scale the label change (0 = input labels, 1 = target, >1 exaggerates).")
+@click.option("--dataset", "dataset_name", default=None,
+              help="StarGAN multi-dataset models: whose labels --target/--all-targets refer to.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@user_errors
+def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: str, batch_size: int,
+              target: str | None, target_vector: str | None, all_targets: bool, strength: float,
+              dataset_name: str | None, device: str) -> None:
+    """Translate images with a trained generator, at their own resolution, one PNG per input.
+
+    Sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4; U-Nets: of 128/256)
+    are reflect-padded on the bottom/right and the output cropped back, so every output PNG has its input's
+    size (the --all-targets grid is as wide as the input times the number of columns).
+    """
+    from common.checkpoint import load_checkpoint
+    from common.device import resolve_device
+    from common.inference import collect_inputs, translate_paths
+
+    dev = resolve_device(device)
+    paths, root = collect_inputs(input_path)
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    stargan_opts = target is not None or target_vector is not None or all_targets or dataset_name is not None
+    if ckpt.get("model") == "cyclegan" and stargan_opts:
+        raise UserError(f"{checkpoint}: is a CycleGAN checkpoint; --target/--target-vector/--all-targets/"
+                        "--dataset apply to StarGAN models (use --direction)")
+    if ckpt.get("model") == "cyclegan":
+        from cyclegan.model import generator_from_checkpoint, required_multiple
+
+        generator = generator_from_checkpoint(ckpt, direction, str(checkpoint)).to(dev)
+        multiple = required_multiple(ckpt["config"]["network"]["netG"])
+        written = translate_paths(paths, root, output_dir, lambda x, _: generator(x), multiple, batch_size, dev)
+    else:
+        from stargan.model import networks_from_checkpoint
+        from stargan.translate import TargetSpec, make_translator
+
+        spec = TargetSpec(target, target_vector, all_targets, strength, dataset_name)
+        spec.validate()
+        nets, labels = networks_from_checkpoint(ckpt, str(checkpoint))
+        nets = {k: n.to(dev) for k, n in nets.items()}
+        fn = make_translator(nets, labels, spec, ckpt["config"]["data"]["image_size"])
+        written = translate_paths(paths, root, output_dir, fn, 4, batch_size, dev)
+    click.echo(f"wrote {len(written)} image(s) to {output_dir}")
+
+
+@cli.command("import-official")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the converted checkpoint.")
+@click.option("--attrs", default=None, metavar="NAMES",
+              help="StarGAN: comma-separated names of the label vector (mask excluded), e.g. "
+                   "Black_Hair,Blond_Hair,Brown_Hair,Male,Young. Default: attr_0, attr_1, ...")
+@click.option("--exclusive", multiple=True, metavar="NAMES",
+              help="StarGAN: comma-separated members of an exclusive group (repeatable), e.g. the hair colours.")
+@click.option("--datasets", "dataset_sizes", default=None, metavar="N1,N2,...",
+              help="StarGAN mask-vector models: label block sizes per dataset, e.g. 5,8 for CelebA+RaFD "
+                   "(inferred from G and D when -D.ckpt is beside the G file and there are 2 datasets).")
+@click.option("--dataset-names", default=None, metavar="NAMES",
+              help="StarGAN mask-vector models: dataset names, e.g. celeba,rafd (default dataset0, dataset1, ...).")
+@user_errors
+def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tuple[str, ...],
+                    dataset_sizes: str | None, dataset_names: str | None) -> None:
+    """Convert a checkpoint of the official CycleGAN or StarGAN code into this library's format.
+
+    CycleGAN: a generator file (latest_net_G_A.pth, released horse2zebra.pth, ...); the architecture
+    (resnet_6/9blocks, unet_128/256, widths, norm, dropout layout) is inferred from the tensors, `module.`
+    prefixes and pre-0.4 InstanceNorm statistics are handled. A file whose name contains `G_B` is stored as
+    the BtoA generator, anything else as AtoB.
+
+    StarGAN: `{iter}-G.ckpt`; `{iter}-D.ckpt` beside it is imported too (it predicts the input's own labels
+    for `translate --target`). Widths, label size, image size and mask length come from the tensors.
+    """
+    from common.checkpoint import atomic_save, safe_torch_load
+
+    raw = safe_torch_load(path)
+    keys = [k.replace("module.", "") for k in raw] if isinstance(raw, dict) else []
+    if "main.0.weight" in keys:
+        from stargan.import_official import convert_to_checkpoint
+
+        ckpt, summary = convert_to_checkpoint(path, attrs, exclusive, dataset_sizes, dataset_names)
+    else:
+        if attrs or exclusive or dataset_sizes or dataset_names:
+            raise UserError(f"{path}: looks like a CycleGAN generator; --attrs/--exclusive/--datasets/"
+                            "--dataset-names apply to StarGAN files")
+        from cyclegan.import_official import convert_to_checkpoint
+
+        ckpt, summary = convert_to_checkpoint(path)
+    atomic_save(ckpt, out_path)
+    click.echo(f"{path}: {summary} -> {out_path}")
+
+
+def main() -> None:
+    cli(prog_name="stargan")

@@ -1,0 +1,130 @@
+"""StarGAN config. Defaults are the official yunjey/stargan CelebA training settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from common.errors import UserError
+from common.train_config import LogConfig, RunConfig
+
+
+@dataclass
+class DatasetConfig:
+    """One labelled dataset. Several entries in ``data.datasets`` train one model with the mask vector.
+
+    format: ``celeba`` (image_dir + attr_path = list_attr_celeba.txt, columns chosen by selected_attrs),
+    ``imagefolder`` (image_dir has one subfolder per class = one exclusive group named ``name``), or ``csv``
+    (image_dir + attr_path = CSV with header ``filename,attr1,...``; selected_attrs empty = every column).
+    No attribute name is built in:
+    configs/stargan/celeba.yaml lists the official selection.
+    exclusive: groups of selected attributes of which exactly one is set (e.g. hair colours); other
+    attributes are binary. crop_size: centre crop before resizing (null = the shorter side).
+    exclusive_loss: how D's classifier learns an exclusive group: ``bce`` per member (the official CelebA
+    loss, also right for rows with no member set) or ``ce``; null = the format's default (celeba: bce,
+    imagefolder/csv: ce).
+    test_count (celeba) / test_fraction (imagefolder, csv): the fixed seeded test split.
+    partition_path (celeba): a ``list_eval_partition.txt`` (0 train, 1 val, 2 test) that defines the split
+    instead (val is trained on, as the official code trains on all non-test rows). The official code's
+    ``(i + 1) < 2000`` test keeps 1,999 test images; set test_count: 1999 to reproduce its split exactly.
+    """
+
+    name: str = "celeba"
+    format: Literal["celeba", "imagefolder", "csv"] = "celeba"
+    image_dir: str = "data/celeba/images"
+    attr_path: str | None = "data/celeba/list_attr_celeba.txt"
+    selected_attrs: list[str] = field(default_factory=list)
+    exclusive: list[list[str]] = field(default_factory=list)
+    exclusive_loss: Literal["bce", "ce"] | None = None
+    crop_size: int | None = 178
+    test_count: int = 2000
+    partition_path: str | None = None
+    test_fraction: float = 0.0
+    split_seed: int = 1234
+
+    def validate(self, where: str) -> None:
+        if self.format in ("celeba", "csv") and not self.attr_path:
+            raise UserError(f"{where}: dataset '{self.name}': key 'attr_path' is required for format {self.format!r}")
+        if self.format == "celeba" and not self.selected_attrs:
+            raise UserError(f"{where}: dataset '{self.name}': key 'selected_attrs' must list at least one attribute")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise UserError(f"{where}: dataset '{self.name}': key 'test_fraction' must be in [0, 1)")
+
+
+@dataclass
+class DataConfig:
+    datasets: list[DatasetConfig] = field(default_factory=lambda: [DatasetConfig()])
+    image_size: int = 128
+    batch_size: int = 16
+    flip: bool = True
+
+    def validate(self, where: str) -> None:
+        if not self.datasets:
+            raise UserError(f"{where}: key 'data.datasets' must list at least one dataset")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise UserError(f"{where}: key 'data.datasets' has duplicate names: {names}")
+        if self.image_size < 8 or self.batch_size < 1:
+            raise UserError(f"{where}: keys 'data.image_size' (>= 8) / 'data.batch_size' (>= 1) out of range")
+
+
+@dataclass
+class NetworkConfig:
+    g_conv_dim: int = 64
+    d_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_repeat_num: int = 6
+
+
+@dataclass
+class LossConfig:
+    """gan_mode: ``wgangp`` (official) or ``lsgan``. target: ``shuffle`` = the batch's own labels in random
+    order (official); ``random`` = uniformly drawn valid labels (exclusive groups respected)."""
+
+    gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    target: Literal["shuffle", "random"] = "shuffle"
+
+
+@dataclass
+class OptimConfig:
+    """One iteration = one D step; G steps every n_critic iterations. LR is linear to 0 over the last
+    num_iters_decay iterations (the paper's schedule; the official code's arithmetic barely decays)."""
+
+    g_lr: float = 0.0001
+    d_lr: float = 0.0001
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 5
+    num_iters: int = 200000
+    num_iters_decay: int = 100000
+
+    def validate(self, where: str) -> None:
+        if self.num_iters < 1 or not 0 <= self.num_iters_decay <= self.num_iters:
+            raise UserError(f"{where}: keys 'optim.num_iters' (>= 1) and 'optim.num_iters_decay' "
+                            f"(0..num_iters) out of range: {self.num_iters}, {self.num_iters_decay}")
+        if self.n_critic < 1:
+            raise UserError(f"{where}: key 'optim.n_critic' must be >= 1, got {self.n_critic}")
+
+
+@dataclass
+class StarGANConfig:
+    model: Literal["stargan"] = "stargan"
+    name: str = "stargan"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=lambda: LogConfig(every_steps=10, image_every_steps=1000,
+                                                             save_every_steps=10000, keep_last=3))
+
+    def validate(self, where: str) -> None:
+        size, depth = self.data.image_size, self.network.d_repeat_num
+        if size % (2 ** depth):
+            raise UserError(
+                f"{where}: key 'data.image_size' ({size}) must be divisible by 2**network.d_repeat_num "
+                f"({2 ** depth}): the discriminator halves the image {depth} times"
+            )

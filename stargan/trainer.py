@@ -1,0 +1,235 @@
+"""The StarGAN training loop (official semantics), on one dataset or several with the mask vector.
+
+Iteration i: take a batch of dataset ``i % N``; D step on real (src + classification) and on G(x, c_trg)
+produced WITHOUT a graph for G (+ gradient penalty); every ``n_critic`` iterations a G step (adversarial +
+classification of the target + reconstruction L1) with D's parameters frozen, so no D gradients are
+accumulated. LR follows the linear decay over the last ``num_iters_decay`` iterations.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import torch
+
+from common.distributed import allreduce_gradients, allreduce_mean
+from common.errors import UserError
+from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
+from common.training import (
+    Precision,
+    TrainerBase,
+    lr_factor,
+    open_run,
+    progress_bar,
+    set_requires_grad,
+)
+from stargan.config import StarGANConfig
+from stargan.data import BatchStream, build_dataset, stream_loader
+from stargan.labels import random_targets, shuffle_targets
+from stargan.model import LabelSpace, build_networks
+
+GRID_IMAGES = 4
+
+
+class StarGANTrainer(TrainerBase):
+    model_name = "stargan"
+
+    def __init__(self, cfg: StarGANConfig, out_root: str | Path = "runs", resume: str | None = None,
+                 device: str | None = None):
+        self.cfg = cfg
+        self._setup_runtime(cfg, device)
+        self.datasets = [build_dataset(entry, cfg.data, "train") for entry in cfg.data.datasets]
+        self.labels = LabelSpace([e.name for e in cfg.data.datasets], [d.schema for d in self.datasets])
+        self.nets = {k: n.to(self.device) for k, n in build_networks(cfg.network, cfg.data.image_size,
+                                                                     self.labels).items()}
+        self._after_networks_built(cfg.seed)
+        o = cfg.optim
+        self.optimizers = {
+            "G": torch.optim.Adam(self.nets["G"].parameters(), o.g_lr, (o.beta1, o.beta2)),
+            "D": torch.optim.Adam(self.nets["D"].parameters(), o.d_lr, (o.beta1, o.beta2)),
+        }
+        # The LR is a pure function of the iteration, so it needs no scheduler state to resume.
+        self.lr_factor = functools.partial(lr_factor, "linear", n_constant=o.num_iters - o.num_iters_decay,
+                                           n_decay=o.num_iters_decay)
+        self.base_lr = {"G": o.g_lr, "D": o.d_lr}
+        self.precision = Precision(cfg.run.precision, self.device, ("G", "D"))
+        self.target_gen = torch.Generator().manual_seed(cfg.seed * 31 + 7 + self.dist.rank)
+        self.counters = {"global_step": 0, "images_seen": 0, "batches": [0] * len(self.datasets)}
+        self.ctx = open_run(cfg, out_root, resume, self.dist, model="stargan")
+        self.run_dir = self.ctx.run_dir
+        if self.ctx.resume_from is not None:
+            saved = self.ctx.resume_from.get("extra", {}).get("labels")
+            if saved is not None and saved != self.labels.to_dict():
+                raise UserError(f"{self.ctx.resume_path}: the checkpoint's label schema differs from the config's "
+                                "datasets; resume with the config it was trained with")
+            self.load_state(self.ctx.resume_from)
+        self.grid_batches = self._grid_batches()
+
+    def checkpoint_extra(self) -> dict:
+        # The target generator is part of the exact-resume state.
+        return {"labels": self.labels.to_dict(), "target_rng": self._gather(self.target_gen.get_state())}
+
+    def load_state(self, ckpt: dict) -> None:
+        super().load_state(ckpt)
+        states = ckpt["extra"]["target_rng"]
+        self.target_gen.set_state(states[self.dist.rank if self.dist.rank < len(states) else 0])
+
+    def _grid_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A few fixed images per dataset (test split when it has any) for the TensorBoard grids."""
+        out = []
+        for entry, train_set in zip(self.cfg.data.datasets, self.datasets):
+            try:
+                source = build_dataset(entry, self.cfg.data, "test")
+            except UserError:
+                source = None
+            if source is None or len(source) == 0:
+                source = train_set
+            items = [source[i] for i in range(min(GRID_IMAGES, len(source)))]
+            out.append((torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])))
+        return out
+
+    # ------------------------------------------------------------------------------------------ step
+    def targets_for(self, label_org: torch.Tensor, dataset: int) -> torch.Tensor:
+        if self.cfg.loss.target == "shuffle":
+            return shuffle_targets(label_org, self.target_gen)
+        schema = self.labels.schemas[dataset]
+        return random_targets(schema, label_org.shape[0], self.target_gen, device=label_org.device)
+
+    def train_step(self, x_real: torch.Tensor, label_org: torch.Tensor, dataset: int, g_step: bool) -> dict:
+        cfg, prec, labels = self.cfg, self.precision, self.labels
+        G, D = self.nets["G"], self.nets["D"]
+        mode, lam = cfg.loss.gan_mode, cfg.loss
+        label_trg = self.targets_for(label_org, dataset)
+        c_org = labels.g_label(dataset, label_org)
+        c_trg = labels.g_label(dataset, label_trg)
+        slices = labels.cls_slices(dataset)
+        logs: dict[str, float] = {}
+
+        # D step. G runs without a graph: its output is only an input to D here.
+        opt_d = self.optimizers["D"]
+        opt_d.zero_grad(set_to_none=True)
+        with prec.autocast():
+            with torch.no_grad():
+                x_fake = G(x_real, c_trg)
+            out_src, out_cls = D(x_real)
+            d_real, v_real = gan_loss(out_src, True, mode, name="D/real")
+            d_cls, v_cls = grouped_cls_loss(out_cls.float(), c_org, slices, name="D/cls",
+                                            sample_mask=labels.cls_mask(dataset, c_org))
+            fake_src, _ = D(x_fake)
+            d_fake, v_fake = gan_loss(fake_src, False, mode, name="D/fake")
+            d_loss = d_real + d_fake + lam.lambda_cls * d_cls
+        logs.update(v_real)
+        logs.update(v_cls)
+        logs.update(v_fake)
+        if mode == "wgangp":
+            gp, v_gp = gradient_penalty(D, x_real, x_fake, weight=lam.lambda_gp, name="D/gp")
+            d_loss = d_loss + gp
+            logs.update(v_gp)
+        logs["D/total"] = float(d_loss.detach())
+        prec.backward("D", d_loss)
+        prec.step("D", opt_d, lambda: allreduce_gradients(list(D.parameters()), self.dist))
+
+        if g_step:
+            opt_g = self.optimizers["G"]
+            opt_g.zero_grad(set_to_none=True)
+            set_requires_grad([D], False)  # the G step must not fill D's .grad
+            with prec.autocast():
+                x_fake = G(x_real, c_trg)
+                out_src, out_cls = D(x_fake)
+                g_fake, v_fake = gan_loss(out_src, True, mode, name="G/fake")
+                g_cls, v_cls = grouped_cls_loss(out_cls.float(), c_trg, slices, name="G/cls",
+                                                sample_mask=labels.cls_mask(dataset, c_trg))
+                x_rec = G(x_fake, c_org)
+                g_rec, v_rec = l1_loss(x_rec, x_real, lam.lambda_rec, name="G/rec")
+                g_loss = g_fake + lam.lambda_cls * g_cls + g_rec
+            set_requires_grad([D], True)
+            for values in (v_fake, v_cls, v_rec):
+                logs.update(values)
+            logs["G/total"] = float(g_loss.detach())
+            prec.backward("G", g_loss)
+            prec.step("G", opt_g, lambda: allreduce_gradients(list(G.parameters()), self.dist))
+        return logs
+
+    @torch.no_grad()
+    def log_grids(self, step: int) -> None:
+        G = self.nets["G"]
+        G.eval()  # no-op for InstanceNorm without running stats; explicit for dropout-free clarity
+        for i, (images, label) in enumerate(self.grid_batches):
+            x = images.to(self.device)
+            columns = [x] + [G(x, t.to(self.device)) for _, t in self.labels.grid_targets(i, label.to(self.device))]
+            rows = torch.stack(columns, dim=1).flatten(0, 1)
+            self.ctx.logger.image_grid(step, f"samples/{self.labels.names[i]}", [rows], nrow=len(columns))
+        G.train()
+
+    # ------------------------------------------------------------------------------------------- fit
+    def fit(self) -> Path:
+        cfg, c = self.cfg, self.counters
+        o = cfg.optim
+        loaders = []
+        for k, dataset in enumerate(self.datasets):
+            stream = BatchStream(len(dataset), cfg.data.batch_size, cfg.seed, stream=k, start=c["batches"][k],
+                                 rank=self.dist.rank, world_size=self.dist.world_size,
+                                 what=f"dataset '{cfg.data.datasets[k].name}'")
+            loaders.append(iter(stream_loader(dataset, stream, cfg.run.num_workers,
+                                              self.device.type == "cuda", cfg.seed + k)))
+        bar = progress_bar(o.num_iters, c["global_step"], cfg.log.progress and self.dist.is_main, desc=cfg.name)
+        for net in self.nets.values():
+            net.train()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        tick, tick_images = time.perf_counter(), 0
+        try:
+            while c["global_step"] < o.num_iters:
+                i = c["global_step"]
+                k = i % len(self.datasets)
+                for name, opt in self.optimizers.items():
+                    for group in opt.param_groups:
+                        group["lr"] = self.base_lr[name] * self.lr_factor(i)
+                x_real, label_org = next(loaders[k])
+                c["batches"][k] += 1
+                x_real = x_real.to(self.device, non_blocking=True)
+                label_org = label_org.to(self.device, non_blocking=True)
+                logs = self.train_step(x_real, label_org, k, g_step=(i + 1) % o.n_critic == 0)
+                c["global_step"] = step = i + 1
+                n_images = x_real.shape[0] * self.dist.world_size
+                c["images_seen"] += n_images
+                tick_images += n_images
+                for key, value in logs.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                    counts[key] = counts.get(key, 0) + 1
+                bar.update(1)
+                if step % cfg.log.every_steps == 0:
+                    means = allreduce_mean({k2: sums[k2] / counts[k2] for k2 in sums}, self.dist, self.device)
+                    means["speed/images_per_s"] = tick_images / max(time.perf_counter() - tick, 1e-9)
+                    means["lr/G"] = self.optimizers["G"].param_groups[0]["lr"]
+                    means["lr/D"] = self.optimizers["D"].param_groups[0]["lr"]
+                    self.ctx.logger.scalars(step, means)
+                    post = {"D": f"{means['D/total']:.3f}"}
+                    if "G/total" in means:
+                        post["G"] = f"{means['G/total']:.3f}"
+                    bar.set_postfix(post)
+                    sums, counts = {}, {}
+                    tick, tick_images = time.perf_counter(), 0
+                if step % cfg.log.image_every_steps == 0 or step == o.num_iters:
+                    if self.dist.is_main:
+                        self.log_grids(step)
+                at_stop = cfg.run.stop_after_steps is not None and step >= cfg.run.stop_after_steps
+                periodic = cfg.log.save_every_steps and step % cfg.log.save_every_steps == 0
+                if at_stop or periodic or step == o.num_iters:
+                    self.save()
+                if at_stop:
+                    break
+        finally:
+            bar.close()
+            self.ctx.logger.close()
+        return self.run_dir
+
+
+def train(cfg: StarGANConfig, out_root: str | Path = "runs", resume: str | None = None,
+          device: str | None = None) -> Path:
+    trainer = StarGANTrainer(cfg, out_root=out_root, resume=resume, device=device)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
