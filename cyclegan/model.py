@@ -1,7 +1,6 @@
 """Building the four CycleGAN networks and recovering generators from checkpoints."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from common.config import from_dict
@@ -58,7 +57,3 @@ def required_multiple(netG: str) -> int:
     """Input sides the generator accepts directly: ResNet down/up-samples twice, U-Net 7 or 8 times."""
     return {"resnet_9blocks": 4, "resnet_6blocks": 4, "unet_128": 128, "unet_256": 256}[netG]
 
-
-@torch.no_grad()
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

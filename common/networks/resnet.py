@@ -1,0 +1,59 @@
+"""The CycleGAN ResNet generator (Johnson et al. style), official module layout."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from common.layers.norm import get_norm_layer, uses_bias
+from common.layers.resnet_block import ResnetBlock
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, ``n_blocks`` residual blocks at ``4 * ngf`` channels, two upsamplings.
+
+    ``self.model`` is one ``nn.Sequential`` whose indices equal the official ones (``model.1`` first conv,
+    ``model.10 ...`` the blocks, ``model.26`` last conv for 9 blocks), so official state_dicts load unchanged.
+    Any input side divisible by 4 comes back at the same size. The outer 7x7 convs always reflect-pad;
+    ``padding_type`` only concerns the residual blocks (as upstream).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+        n_blocks: int = 9,
+        padding_type: str = "reflect",
+    ):
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        norm_layer = get_norm_layer(norm)
+        bias = uses_bias(norm)
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, padding=0, bias=bias),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        for mult in (1, 2):
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        layers += [ResnetBlock(ngf * 4, padding_type, norm, dropout) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            # output_padding=1 makes each upsampling exactly undo a stride-2 downsampling.
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
