@@ -9,10 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of scalar parameters (trainable or not) in ``module``; buffers are not counted."""
-    return sum(p.numel() for p in module.parameters())
+from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
 
 def _instance_norm(channels: int) -> nn.InstanceNorm2d:

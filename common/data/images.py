@@ -36,23 +36,32 @@ def find_images(root: str | os.PathLike, what: str = "image folder") -> list[Pat
     return files
 
 
+def _scale_to_uint8(img: Image.Image) -> Image.Image:
+    """Wide integer and float images -> 8-bit L. PIL's own convert clips these (a 16-bit image becomes
+    almost all white), so we rescale by the range the values were most likely stored in."""
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(arr.max(initial=0.0))
+    if img.mode.startswith("I;16"):
+        scale = 65535.0
+    elif img.mode == "F":
+        # Float images are usually in [0, 1]; larger values suggest [0, 255].
+        scale = 1.0 if peak <= 1.0 else 255.0
+    else:  # "I" (32-bit): 8-bit or 16-bit data widened on load, otherwise stretch to the peak.
+        scale = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    arr = np.clip(np.rint(arr * (255.0 / scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, mode="L")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB: grayscale, palette (with transparency), RGBA/LA (alpha dropped onto
-    black, as PIL's convert does), CMYK, and 16/32-bit integer or float images (scaled to 8 bits)."""
+    """Convert any PIL mode to 8-bit RGB: grayscale, bilevel, palette (with or without transparency), CMYK,
+    and 16/32-bit integer or float images (rescaled to 8 bits). Alpha is dropped, keeping the colour values
+    (as the official ``Image.open(path).convert('RGB')`` does), not composited onto a background."""
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16"):
-            arr = arr / 65535.0
-        elif img.mode == "I":
-            hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
-            arr = arr / hi
-        else:  # float images are assumed to be in [0, 1]
-            arr = arr
-        arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        return _scale_to_uint8(img).convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
+        # Going through RGBA avoids PIL's warning about palette transparency given as bytes.
         img = img.convert("RGBA")
     return img.convert("RGB")
 
@@ -61,9 +70,10 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     """Open ``path`` fully and return an RGB image; corrupt/unreadable files raise UserError naming it."""
     try:
         with Image.open(path) as img:
-            img.load()
+            img.load()  # decode now so truncated files fail here, naming the file
             return to_rgb(img)
     except FileNotFoundError:
         raise UserError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path}: cannot read image ({err.__class__.__name__}: {err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        msg = " ".join(str(err).split())  # one line, whatever the decoder put in the message
+        raise UserError(f"{path}: cannot read image ({err.__class__.__name__}: {msg})") from None
