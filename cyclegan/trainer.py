@@ -182,7 +182,7 @@ class CycleGANTrainer(TrainerBase):
                         means["data/skipped_images"] = float(skipped)
                         self.ctx.logger.scalars(step, means, epoch=c["epoch"] + 1)
                         bar.set_postfix(epoch=c["epoch"] + 1, G=f"{means['G/total']:.3f}",
-                                        D_A=f"{means['D_A/total']:.3f}", D_B=f"{means['D_B/total']:.3f}")
+                                        D_A=f"{means['D_A']:.3f}", D_B=f"{means['D_B']:.3f}")
                         sums, n_sum = {}, 0
                         tick, tick_images = time.perf_counter(), 0
                     if step % cfg.log.image_every_steps == 0:
