@@ -185,5 +185,15 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
     click.echo(f"{path}: {summary} -> {out_path}")
 
 
+def _register_commands() -> None:
+    from stargan.commands_eval import evaluate, make_dataset, train_classifier
+
+    for command in (make_dataset, train_classifier, evaluate):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="stargan")

@@ -1,0 +1,270 @@
+"""`stargan evaluate` / `train-classifier` / `make-dataset`, and the metric core with stub generators."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from common.checkpoint import atomic_save, new_checkpoint
+from common.config import from_dict, to_dict
+from common.metrics import AttributeClassifier, save_classifier
+from stargan.commands_eval import evaluate as evaluate_cmd
+from stargan.commands_eval import make_dataset as make_dataset_cmd
+from stargan.commands_eval import train_classifier as train_classifier_cmd
+from stargan.config import StarGANConfig
+from stargan.evaluate import evaluate, evaluate_generator, format_table, load_image
+from stargan.labels import LabelSchema, single_changes
+from stargan.model import LabelSpace, build_networks
+from stargan.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals, make_dataset
+
+COLOURS = SHAPES_EXCLUSIVE[0]
+SCHEMA = LabelSchema.from_attrs(SHAPES_ATTRS, SHAPES_EXCLUSIVE, "bce")
+METRIC_KEYS = {"checkpoint", "data_dir", "dataset", "attributes", "schema", "image_size", "crop_size", "split",
+               "classifier", "fid_weights", "counts", "target_accuracy", "preserve_accuracy", "real_accuracy",
+               "counterfactual", "cycle_reconstruction", "fid", "skipped", "outputs", "seconds"}
+
+
+def invoke(cmd, args, code=0):
+    result = CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    make_dataset(root, n=40, size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained tiny StarGAN in a run folder layout (RUN/checkpoints/latest.pt)."""
+    cfg = from_dict(StarGANConfig, {
+        "name": "tiny",
+        "data": {"image_size": 32, "datasets": [{
+            "name": "shapes", "format": "celeba", "selected_attrs": SHAPES_ATTRS,
+            "exclusive": SHAPES_EXCLUSIVE, "crop_size": None}]},
+        "network": {"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 1, "d_repeat_num": 3},
+    })
+    labels = LabelSpace(["shapes"], [SCHEMA])
+    torch.manual_seed(0)
+    nets = build_networks(cfg.network, 32, labels)
+    ckpt = new_checkpoint("stargan", to_dict(cfg), {k: n.state_dict() for k, n in nets.items()},
+                          kind="inference", extra={"labels": labels.to_dict()})
+    path = tmp_path_factory.mktemp("run") / "checkpoints" / "latest.pt"
+    atomic_save(ckpt, path)
+    return path
+
+
+@pytest.fixture
+def no_fid_weights(monkeypatch, tmp_path):
+    monkeypatch.delenv("STARGAN_FID_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+# -------------------------------------------------------------------------------------- the metric core
+def _coded_batches(labels, size=4, batch=3):
+    """Images that carry their labels in pixel row 0 (+1 set, -1 unset), so :func:`_reader` classifies them
+    perfectly: identity translations then have exactly predictable accuracies."""
+    images = torch.zeros(labels.shape[0], 3, size, SCHEMA.dim)
+    images[:, 0, 0, :] = labels * 2 - 1
+    stems = [f"img{i}" for i in range(labels.shape[0])]
+    return images, [(images[i:i + batch], labels[i:i + batch], stems[i:i + batch])
+                    for i in range(0, labels.shape[0], batch)]
+
+
+def _reader(images):
+    return images[:, 0, 0, :]
+
+
+def _labels(colours, striped, dark):
+    rows = []
+    for c, s, d in zip(colours, striped, dark):
+        rows.append([float(c == k) for k in range(len(COLOURS))] + [float(s), float(d)])
+    return torch.tensor(rows)
+
+
+def test_identity_generator_metrics_are_exact():
+    labels = _labels([0, 1, 2, 3, 0, 1, 2], [0, 1, 0, 1, 1, 0, 0], [1, 1, 0, 0, 0, 1, 0])
+    images, batches = _coded_batches(labels)
+    # Ground truth for every (image, attribute) except the own colour, as in the shapes dataset.
+    cf = {}
+    for i in range(len(labels)):
+        own = COLOURS[int(labels[i, :4].argmax())]
+        cf[f"img{i}"] = {a: torch.rand(3, 4, SCHEMA.dim) * 2 - 1 for a in SHAPES_ATTRS if a != own}
+    result = evaluate_generator(lambda x, t: x.clone(), batches, SCHEMA, classify=_reader, counterfactuals=cf,
+                                sample_rows=5)
+    m = result.metrics
+    n = len(labels)
+    assert m["counts"] == {"test_images": n, "targets_per_image": 6, "translations": 6 * n,
+                           "counterfactual_pairs": 5 * n}
+    ta = m["target_accuracy"]["per_attribute"]
+    # Binary flips are never achieved by doing nothing; a colour target only for images already that colour.
+    assert ta["Striped"] == {"accuracy": 0.0, "n": n} and ta["Dark_Background"] == {"accuracy": 0.0, "n": n}
+    for k, colour in enumerate(COLOURS):
+        assert ta[colour] == {"accuracy": float((labels[:, k] == 1).sum()) / n, "n": n}
+    assert m["target_accuracy"]["overall"]["n"] == 6 * n
+    # Doing nothing preserves everything: 2 untouched groups per colour target, 2 per binary target.
+    assert m["preserve_accuracy"]["overall"] == {"accuracy": 1.0, "n": 6 * n * 2}
+    assert m["real_accuracy"]["overall"] == {"accuracy": 1.0, "n": 3 * n}
+    assert m["real_accuracy"]["per_attribute"]["Red"]["n"] == 2
+    for a, row in m["counterfactual"]["per_attribute"].items():
+        assert row["l1"] == pytest.approx(row["baseline_l1"], abs=0) and row["psnr"] == row["baseline_psnr"]
+        assert row["n"] == sum(a in cf[s] for s in cf)
+    assert m["cycle_reconstruction"]["overall"] == {"l1": 0.0, "n": 6 * n}
+    assert m["fid"] is None
+    grid = result.grids["samples"]
+    assert grid.shape == (3, 5 * 4, 7 * SCHEMA.dim)
+    assert torch.equal(grid[:, :4, :SCHEMA.dim], images[0])
+    truth = result.grids["counterfactuals"]
+    # Image 0 is red: its Red column is the input itself, its Blue column the given counterfactual.
+    assert torch.equal(truth[:, :4, SCHEMA.dim:2 * SCHEMA.dim], images[0])
+    assert torch.equal(truth[:, :4, 3 * SCHEMA.dim:4 * SCHEMA.dim], cf["img0"]["Blue"])
+    table = format_table({**m, "attributes": SHAPES_ATTRS, "dataset": "toy", "split": "all", "image_size": 4})
+    assert "n=7" in table and "overall" in table
+
+
+def test_oracle_generator_hits_every_target_and_the_counterfactual():
+    labels = _labels([0, 2, 3, 1], [1, 0, 0, 1], [0, 0, 1, 1])
+    _, batches = _coded_batches(labels, batch=2)
+
+    def oracle(x, target):
+        y = x.clone()
+        y[:, 0, 0, :] = target * 2 - 1
+        return y
+
+    cf: dict = {}
+    for x, lab, stems in batches:
+        for name, target in single_changes(SCHEMA, lab):
+            for stem, y in zip(stems, oracle(x, target)):
+                cf.setdefault(stem, {})[name] = y
+    result = evaluate_generator(oracle, batches, SCHEMA, classify=_reader, counterfactuals=cf,
+                                features=lambda im: im.flatten(1)[:, :8] + torch.randn(im.shape[0], 8))
+    m = result.metrics
+    assert m["target_accuracy"]["overall"] == {"accuracy": 1.0, "n": 24}
+    assert m["preserve_accuracy"]["overall"]["accuracy"] == 1.0
+    assert m["counterfactual"]["overall"]["l1"] == 0.0 and m["counterfactual"]["overall"]["n"] == 24
+    assert m["counterfactual"]["overall"]["baseline_l1"] > 0
+    assert m["cycle_reconstruction"]["overall"]["l1"] == 0.0
+    fid = m["fid"]
+    assert fid["overall"]["n_real"] == 4 and fid["overall"]["n_fake"] == 24 and fid["overall"]["fid"] >= 0
+    assert fid["overall"]["kid"] is not None and fid["per_attribute"]["Red"]["n_fake"] == 4
+
+
+# -------------------------------------------------------------------------------------------- the CLI
+def test_make_dataset_cli(tmp_path):
+    out = tmp_path / "ds"
+    r = invoke(make_dataset_cmd, ["shapes", "--out", out, "--n", 24, "--size", 16, "--cyclegan-view", "Red,Blue"])
+    assert "24 images" in r.output and "counterfactuals:" in r.output
+    assert (out / "list_attr_celeba.txt").is_file() and (out / "counterfactuals" / "index.json").is_file()
+    assert (out / "cyclegan" / "Red2Blue" / "trainA").is_dir()
+    for bad in (["circles", "--out", tmp_path / "x"], ["shapes", "--out", tmp_path / "y", "--n", 1],
+                ["shapes", "--out", tmp_path / "z", "--cyclegan-view", "Red"],
+                ["shapes", "--out", tmp_path / "w", "--cyclegan-view", "Red,Striped"]):
+        r = invoke(make_dataset_cmd, bad, code=2)
+        assert "Traceback" not in r.output
+
+
+def test_train_classifier_cli(tmp_path, shapes):
+    out = tmp_path / "clf.pt"
+    r = invoke(train_classifier_cmd, ["--data", shapes, "--out", out, "--image-size", 32, "--epochs", 1,
+                                      "--batch-size", 16, "--width", 8, "--device", "cpu"])
+    assert "test accuracy:" in r.output and "Striped:" in r.output and "(n=" in r.output
+    from common.metrics import load_classifier
+
+    model, meta = load_classifier(out)
+    assert meta["attribute_names"] == SHAPES_ATTRS and meta["image_size"] == 32
+    assert meta["groups"][0] == ("exclusive", 0, 4) and meta["test_accuracy"]["overall"]["n"] > 0
+    invoke(train_classifier_cmd, ["--data", shapes, "--out", out, "--attrs", "Red,Nope"], code=2)
+    invoke(train_classifier_cmd, ["--data", tmp_path / "missing", "--out", out], code=2)
+
+
+def test_evaluate_cli_end_to_end(tmp_path, shapes, checkpoint, no_fid_weights):
+    clf = AttributeClassifier(SCHEMA.dim, 32, width=8, groups=[("exclusive", 0, 4), ("binary", 4, 6)],
+                              attribute_names=SHAPES_ATTRS)
+    save_classifier(tmp_path / "clf.pt", clf)
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", shapes, "--classifier", tmp_path / "clf.pt",
+                              "--batch-size", 2, "--max-images", 3, "--device", "cpu"])
+    assert r.output.count("FID/KID skipped") == 1 and "overall" in r.output
+    out = checkpoint.parent.parent / "eval"  # RUN/checkpoints/latest.pt -> RUN/eval
+    m = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(m)
+    assert m["counts"]["test_images"] == 3 and m["counts"]["translations"] == 18
+    assert m["split"] == "list_eval_partition.txt"
+    assert m["target_accuracy"]["overall"]["n"] == 18 and m["real_accuracy"]["overall"]["n"] == 9
+    assert m["cycle_reconstruction"]["overall"]["n"] == 18 and m["fid"] is None
+    cf = m["counterfactual"]
+    assert cf["overall"]["n"] == 15 and cf["per_attribute"]["Striped"]["n"] == 3
+    assert all(cf["overall"][k] is not None for k in ("l1", "psnr", "baseline_l1", "baseline_psnr"))
+    assert Image.open(out / "samples.png").size == (7 * 32, 3 * 32)
+    assert Image.open(out / "counterfactuals.png").size == (7 * 32, 3 * 32)
+
+    # Without a classifier: one line says so, the rest still runs.
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", shapes, "--out", tmp_path / "e2",
+                              "--max-images", 2, "--device", "cpu"])
+    assert "attribute accuracy skipped" in r.output
+    assert json.loads((tmp_path / "e2" / "metrics.json").read_text())["target_accuracy"] is None
+
+
+class _CounterfactualOracle(torch.nn.Module):
+    """Returns the ground-truth counterfactual PNG for a test image and a single change, read with PIL (not
+    with the evaluation's loader): a perfect translator, to check that every translation is compared with the
+    counterfactual of its own image and attribute."""
+
+    def __init__(self, items):
+        super().__init__()
+        self.by_pixels = {}
+        for e in items.values():
+            key = load_image(e["source"], 32, None).numpy().tobytes()
+            self.by_pixels[key] = (torch.tensor(e["label"], dtype=torch.float32), e["targets"])
+
+    def forward(self, x, c):
+        out = x.clone()
+        for i in range(x.shape[0]):
+            hit = self.by_pixels.get(x[i].numpy().tobytes())
+            if hit is None:
+                continue  # the cycle pass: a counterfactual going back
+            label, targets = hit
+            changed = [SHAPES_ATTRS[j] for j in range(len(label)) if c[i, j] != label[j]]
+            attr = next((a for a in changed if label[SHAPES_ATTRS.index(a)] == 0 or a not in COLOURS), None)
+            if attr is not None:
+                arr = np.asarray(Image.open(targets[attr]["path"]).convert("RGB"), dtype=np.float32)
+                out[i] = torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
+        return out
+
+
+def test_evaluate_with_a_perfect_translator_matches_every_counterfactual(shapes, checkpoint, tmp_path,
+                                                                         monkeypatch, no_fid_weights):
+    import stargan.model
+
+    items = load_counterfactuals(shapes)["items"]
+    labels = LabelSpace(["shapes"], [SCHEMA])
+    monkeypatch.setattr(stargan.model, "networks_from_checkpoint",
+                        lambda ckpt, source: ({"G": _CounterfactualOracle(items)}, labels))
+    m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    cf = m["counterfactual"]["overall"]
+    assert m["counts"]["test_images"] == len(items) and cf["n"] == sum(len(e["targets"]) for e in items.values())
+    assert cf["l1"] == 0.0 and cf["psnr"] == 100.0 and cf["baseline_l1"] > 0.01
+    for attr, row in m["counterfactual"]["per_attribute"].items():
+        assert row["l1"] == 0.0 or row["n"] == 0, attr
+
+
+def test_evaluate_user_errors(tmp_path, shapes, checkpoint, no_fid_weights):
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", tmp_path / "nope"], code=2)
+    assert r.output.strip().count("\n") == 0 and "nope" in r.output
+    other = AttributeClassifier(2, 32, width=8, attribute_names=["Smiling", "Male"])
+    save_classifier(tmp_path / "other.pt", other)
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", shapes, "--classifier", tmp_path / "other.pt",
+                              "--device", "cpu"], code=2)
+    assert r.output.strip().count("\n") == 0 and "Smiling" in r.output
+    # A folder without one of the model's attributes names the attribute and the file.
+    bad = tmp_path / "bad"
+    (bad / "images").mkdir(parents=True)
+    (bad / "list_attr_celeba.txt").write_text("1\nRed Green\n000001.png 1 -1\n")
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", bad, "--device", "cpu"], code=2)
+    assert "Blue" in r.output and "list_attr_celeba.txt" in r.output
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", shapes, "--dataset", "celeba"], code=2)
+    assert "shapes" in r.output
