@@ -13,14 +13,16 @@ class RunConfig:
 
     device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N`` (``--device`` overrides it).
     precision: ``fp32``; ``amp_fp16`` (CUDA autocast + GradScaler) or ``amp_bf16`` (autocast, no scaler).
-    stop_after_steps: end the run (with a checkpoint) after this global step, e.g. to fit a time slot;
-        ``--resume`` continues it exactly.
+    stop_after_steps: end the run (with a checkpoint) after this global step; ``--resume`` continues it
+        exactly. max_seconds: the same, once this process has trained for that long (wall clock), e.g. to fit
+        a time slot or a demo budget.
     """
 
     device: str = "auto"
     precision: Literal["fp32", "amp_fp16", "amp_bf16"] = "fp32"
     num_workers: int = 4
     stop_after_steps: int | None = None
+    max_seconds: float | None = None
     deterministic: bool = False
 
     def validate(self, where: str) -> None:
@@ -28,6 +30,8 @@ class RunConfig:
             raise UserError(f"{where}: key 'run.num_workers' must be >= 0, got {self.num_workers}")
         if self.stop_after_steps is not None and self.stop_after_steps < 1:
             raise UserError(f"{where}: key 'run.stop_after_steps' must be >= 1 or null")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise UserError(f"{where}: key 'run.max_seconds' must be > 0 or null")
 
 
 @dataclass

@@ -195,6 +195,24 @@ class TrainerBase:
         tdist.all_gather_object(out, obj)
         return out
 
+    def should_stop(self, step: int, started: float) -> bool:
+        """``run.stop_after_steps`` reached or ``run.max_seconds`` used up. Rank 0's clock decides, so every
+        rank stops at the same step (the checkpoint gathers need all of them)."""
+        import time
+
+        run = self.cfg.run
+        stop = run.stop_after_steps is not None and step >= run.stop_after_steps
+        if run.max_seconds is not None:
+            over = time.perf_counter() - started >= run.max_seconds
+            if self.dist.enabled:
+                import torch.distributed as tdist
+
+                flag = torch.tensor([float(over)], device=self.device)
+                tdist.broadcast(flag, src=0)
+                over = bool(flag.item())
+            stop = stop or over
+        return stop
+
     def checkpoint_extra(self) -> dict:
         return {}
 

@@ -150,6 +150,7 @@ class CycleGANTrainer(TrainerBase):
         n_sum, skipped = 0, 0
         tick, tick_images = time.perf_counter(), 0
         stop = False
+        started = time.perf_counter()
         try:
             while c["epoch"] < self.total_epochs and not stop:
                 sampler = UnpairedSampler(
@@ -188,7 +189,7 @@ class CycleGANTrainer(TrainerBase):
                     if step % cfg.log.image_every_steps == 0:
                         self.ctx.logger.image_grid(step, "train/A_fakeB_recA__B_fakeA_recB", [
                             v[:1] for v in visuals.values()], nrow=3)
-                    at_stop = cfg.run.stop_after_steps is not None and step >= cfg.run.stop_after_steps
+                    at_stop = self.should_stop(step, started)
                     if at_stop or (cfg.log.save_every_steps and step % cfg.log.save_every_steps == 0):
                         self.save()
                     if at_stop:

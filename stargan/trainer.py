@@ -179,6 +179,7 @@ class StarGANTrainer(TrainerBase):
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         tick, tick_images = time.perf_counter(), 0
+        started = tick
         try:
             while c["global_step"] < o.num_iters:
                 i = c["global_step"]
@@ -214,7 +215,7 @@ class StarGANTrainer(TrainerBase):
                 if step % cfg.log.image_every_steps == 0 or step == o.num_iters:
                     if self.dist.is_main:
                         self.log_grids(step)
-                at_stop = cfg.run.stop_after_steps is not None and step >= cfg.run.stop_after_steps
+                at_stop = self.should_stop(step, started)
                 periodic = cfg.log.save_every_steps and step % cfg.log.save_every_steps == 0
                 if at_stop or periodic or step == o.num_iters:
                     self.save()
