@@ -13,7 +13,6 @@ from pathlib import Path
 from common.config import from_dict
 from common.runs import new_run_dir
 
-
 # A small StarGAN: 32x32 images, narrow nets, LR decay over the last third. Everything else is the official
 # recipe (WGAN-GP, n_critic 5, lambda_cls 1, lambda_rec 10, shuffled targets).
 DEMO_STARGAN = {
@@ -44,8 +43,11 @@ def colour_change_accuracy(metrics: dict, group: list[str]) -> tuple[float | Non
 
 
 def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str = "auto", seed: int = 0,
-             out_root: Path = Path("runs"), echo: Callable[[str], None] = print) -> dict:
-    """Run the whole demo; returns a summary dict (also written beside the results as demo.json)."""
+             out_root: Path = Path("runs"), echo: Callable[[str], None] = print, n_images: int | None = None,
+             iterations: int | None = None) -> dict:
+    """Run the whole demo; returns a summary dict (also written beside the results as demo.json).
+
+    ``n_images`` / ``iterations`` shrink the demo (tests); the LR still decays over the last third."""
     import json
 
     from common.device import resolve_device
@@ -63,8 +65,9 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     echo(f"[demo] output: {out}   device: {dev}   budget: {_fmt_s(budget_s)}")
 
     data_dir = out / "data"
-    echo(f"[demo] 1/4 making the shapes dataset ({DATA['n']} images, {DATA['size']}x{DATA['size']}) ...")
-    made = make_dataset(data_dir, n=DATA["n"], size=DATA["size"], seed=seed)
+    n_images = n_images or DATA["n"]
+    echo(f"[demo] 1/4 making the shapes dataset ({n_images} images, {DATA['size']}x{DATA['size']}) ...")
+    made = make_dataset(data_dir, n=n_images, size=DATA["size"], seed=seed)
     schema = load_schema(data_dir)
     colours = schema["exclusive"][0]
 
@@ -77,6 +80,8 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     remaining = budget_s - (time.perf_counter() - t0) - EVAL_RESERVE_S
     config = json.loads(json.dumps(DEMO_STARGAN))
     config["seed"] = seed
+    if iterations:
+        config["optim"].update(num_iters=iterations, num_iters_decay=iterations // 3)
     config["data"]["datasets"] = [{
         "name": "shapes", "format": "celeba", "image_dir": str(data_dir / "images"),
         "attr_path": str(data_dir / "list_attr_celeba.txt"),

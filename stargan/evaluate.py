@@ -5,7 +5,8 @@ column per attribute) the generator translates the image, and the translations a
 
 * ``target_accuracy``: an attribute classifier (trained on real images with ``stargan train-classifier``)
   recognises the changed attribute as the target (binary: the flipped value; exclusive group: the group's
-  argmax is the target member). This is the StarGAN paper's classification-error protocol.
+  argmax is the target member). This is the StarGAN paper's classification-error protocol. Only real
+  changes are counted: the grid's "set the colour it already has" column asks for nothing and is left out.
 * ``preserve_accuracy``: the classifier's decisions on the other groups stay those on the input.
 * ``real_accuracy``: the classifier on the real test images against the ground truth, so a reader can see
   how far the classifier itself can be trusted.
@@ -312,7 +313,9 @@ def evaluate_generator(
             if classify is not None:
                 logits_y = classify(y).float()
                 hits, valid = _agree(logits_y, target, group.kind, s, e)
-                target_acc.add(name, hits, valid)
+                # Only real changes count: "set Red" on a red object asks for nothing and would inflate it.
+                changed = (target[:, s:e] != c_org[:, s:e]).any(dim=1)
+                target_acc.add(name, hits, valid & changed)
                 # Preservation counts one decision per untouched group (the changed group is the target).
                 for g2, s2, e2 in schema.spans():
                     if g2 is not group:

@@ -102,11 +102,12 @@ def test_identity_generator_metrics_are_exact():
     assert m["counts"] == {"test_images": n, "targets_per_image": 6, "translations": 6 * n,
                            "counterfactual_pairs": 5 * n}
     ta = m["target_accuracy"]["per_attribute"]
-    # Binary flips are never achieved by doing nothing; a colour target only for images already that colour.
+    # Doing nothing achieves no change. Only real changes count: a colour target is left out for the
+    # images that already have that colour (it asks for nothing).
     assert ta["Striped"] == {"accuracy": 0.0, "n": n} and ta["Dark_Background"] == {"accuracy": 0.0, "n": n}
     for k, colour in enumerate(COLOURS):
-        assert ta[colour] == {"accuracy": float((labels[:, k] == 1).sum()) / n, "n": n}
-    assert m["target_accuracy"]["overall"]["n"] == 6 * n
+        assert ta[colour] == {"accuracy": 0.0, "n": n - int((labels[:, k] == 1).sum())}
+    assert m["target_accuracy"]["overall"]["n"] == 5 * n
     # Doing nothing preserves everything: 2 untouched groups per colour target, 2 per binary target.
     assert m["preserve_accuracy"]["overall"] == {"accuracy": 1.0, "n": 6 * n * 2}
     assert m["real_accuracy"]["overall"] == {"accuracy": 1.0, "n": 3 * n}
@@ -144,7 +145,7 @@ def test_oracle_generator_hits_every_target_and_the_counterfactual():
     result = evaluate_generator(oracle, batches, SCHEMA, classify=_reader, counterfactuals=cf,
                                 features=lambda im: im.flatten(1)[:, :8] + torch.randn(im.shape[0], 8))
     m = result.metrics
-    assert m["target_accuracy"]["overall"] == {"accuracy": 1.0, "n": 24}
+    assert m["target_accuracy"]["overall"] == {"accuracy": 1.0, "n": 20}  # 4 images x 5 real changes
     assert m["preserve_accuracy"]["overall"]["accuracy"] == 1.0
     assert m["counterfactual"]["overall"]["l1"] == 0.0 and m["counterfactual"]["overall"]["n"] == 24
     assert m["counterfactual"]["overall"]["baseline_l1"] > 0
@@ -194,7 +195,7 @@ def test_evaluate_cli_end_to_end(tmp_path, shapes, checkpoint, no_fid_weights):
     assert METRIC_KEYS <= set(m)
     assert m["counts"]["test_images"] == 3 and m["counts"]["translations"] == 18
     assert m["split"] == "list_eval_partition.txt"
-    assert m["target_accuracy"]["overall"]["n"] == 18 and m["real_accuracy"]["overall"]["n"] == 9
+    assert m["target_accuracy"]["overall"]["n"] == 15 and m["real_accuracy"]["overall"]["n"] == 9
     assert m["cycle_reconstruction"]["overall"]["n"] == 18 and m["fid"] is None
     cf = m["counterfactual"]
     assert cf["overall"]["n"] == 15 and cf["per_attribute"]["Striped"]["n"] == 3
