@@ -145,3 +145,17 @@ def test_translate_errors(tmp_path, data):
     result = CliRunner().invoke(cli, ["translate", "--checkpoint", str(bad), "--input", str(tmp_path / "none"),
                                       "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no such file or folder" in result.output
+
+
+def test_bf16_autocast_trains_with_finite_losses(tmp_path, data):
+    run(train_args(data, tmp_path / "runs", "--set", "run.precision=amp_bf16", "--set", "loss.gan_mode=wgangp"))
+    records = [json.loads(line) for line in (tmp_path / "runs" / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
+    assert records and all(isinstance(r["G/total"], float) and abs(r["G/total"]) < 1e6 for r in records)
+    ckpt = _final_nets(tmp_path / "runs" / "00000-tiny")
+    assert all(torch.isfinite(t).all() for t in ckpt["nets"]["G_A"].values())
+    assert ckpt["nets"]["G_A"]["model.1.weight"].dtype == torch.float32  # autocast keeps fp32 master weights
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path, data):
+    result = CliRunner().invoke(cli, [str(a) for a in train_args(data, tmp_path / "r", "--set", "run.precision=amp_fp16")])
+    assert result.exit_code == 2 and "amp_fp16 needs a CUDA device" in result.output
