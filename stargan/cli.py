@@ -4,6 +4,7 @@ Every command validates its options before doing work; user errors print one lin
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -70,6 +71,8 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
     else:
         from stargan.trainer import train as run_training
     run_dir = run_training(cfg, out_root=out, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     click.echo(f"run folder: {run_dir}")
     click.echo(f"checkpoint: {run_dir / 'checkpoints' / 'latest.pt'}")
     click.echo(f"tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
@@ -207,8 +210,9 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
 
 def _register_commands() -> None:
     from stargan.commands_eval import evaluate, make_dataset, train_classifier
+    from stargan.compare import compare
 
-    for command in (make_dataset, train_classifier, evaluate):
+    for command in (make_dataset, train_classifier, evaluate, compare):
         cli.add_command(command)
 
 
