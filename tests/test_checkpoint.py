@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from common.checkpoint import (
-    CheckpointManager, atomic_save, list_checkpoints, load_checkpoint, new_checkpoint, newest_loadable,
+    CheckpointManager,
+    atomic_save,
+    list_checkpoints,
+    load_checkpoint,
+    new_checkpoint,
+    newest_loadable,
 )
 from common.errors import UserError
 from common.rng import capture_rng_state, restore_rng_state, seed_everything
