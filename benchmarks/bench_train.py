@@ -102,7 +102,8 @@ def main() -> None:
             rows = [f"{n} " + " ".join("1" if (i + j) % 3 == 0 else "-1" for j in range(len(attrs)))
                     for i, n in enumerate(names)]
             (tmp / f"{entry.name}.txt").write_text(f"{len(names)}\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
-            entry.format, entry.image_dir, entry.attr_path = "celeba", str(tmp / entry.name), str(tmp / f"{entry.name}.txt")
+            entry.format, entry.image_dir = "celeba", str(tmp / entry.name)
+            entry.attr_path = str(tmp / f"{entry.name}.txt")
             entry.selected_attrs, entry.crop_size, entry.test_count = attrs, None, 1
             entry.exclusive = [g for g in entry.exclusive if all(a in attrs for a in g)]
         trainer = StarGANTrainer(cfg, out_root=tmp / "runs")

@@ -13,16 +13,19 @@ from pathlib import Path
 from common.config import from_dict
 from common.runs import new_run_dir
 
-# A small StarGAN: 32x32 images, narrow nets, LR decay over the last third. Everything else is the official
-# recipe (WGAN-GP, n_critic 5, lambda_cls 1, lambda_rec 10, shuffled targets).
+# A small StarGAN: 32x32 images, narrow nets, LR decay over the last third. Two changes from the official
+# recipe fit the CPU budget: n_critic 2 and lr 5e-4 (measured at 1,200 iterations on 1,000 images:
+# colour-change accuracy 54% with n_critic 5 / lr 2e-4, 89% with these). WGAN-GP, lambda_cls 1, lambda_rec 10
+# and shuffled targets are official.
 DEMO_STARGAN = {
     "model": "stargan",
     "name": "demo",
     "data": {"image_size": 32, "batch_size": 16},
     "network": {"g_conv_dim": 16, "d_conv_dim": 16, "g_repeat_num": 3, "d_repeat_num": 4},
-    "optim": {"g_lr": 0.0002, "d_lr": 0.0002, "n_critic": 5, "num_iters": 3000, "num_iters_decay": 1000},
+    "optim": {"g_lr": 0.0005, "d_lr": 0.0005, "n_critic": 2, "num_iters": 3000, "num_iters_decay": 1000},
     "run": {"num_workers": 0},
-    "log": {"every_steps": 50, "image_every_steps": 500, "save_every_steps": 1000, "keep_last": 2},
+    "log": {"progress": True, "every_steps": 50, "image_every_steps": 500, "save_every_steps": 1000,
+            "keep_last": 2},
 }
 DATA = {"n": 3000, "size": 32}
 CLASSIFIER = {"epochs": 2, "width": 16, "batch_size": 64}

@@ -157,5 +157,6 @@ def test_bf16_autocast_trains_with_finite_losses(tmp_path, data):
 
 
 def test_fp16_on_cpu_is_a_clear_error(tmp_path, data):
-    result = CliRunner().invoke(cli, [str(a) for a in train_args(data, tmp_path / "r", "--set", "run.precision=amp_fp16")])
+    args = train_args(data, tmp_path / "r", "--set", "run.precision=amp_fp16")
+    result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 2 and "amp_fp16 needs a CUDA device" in result.output
