@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.checkpoint import atomic_save
+from common.checkpoint import atomic_save, safe_torch_load
 from common.errors import UserError
 
 GROUP_KINDS = ("binary", "exclusive")
@@ -323,15 +322,7 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: attribute classifier file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = (str(err).strip().splitlines() or ["unsafe content"])[0][:160]
-        raise UserError(f"{path}: refused to load: not an attribute classifier file "
-                        f"(weights_only=True: {first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        first = (str(err).strip().splitlines() or ["truncated?"])[0][:160]
-        raise UserError(f"{path}: not a readable PyTorch file ({err.__class__.__name__}: {first})") from None
+    payload = safe_torch_load(path)  # weights_only=True; one-line UserErrors, never unsafe
     if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
         raise UserError(f"{path}: not an attribute classifier file (expected format={CLASSIFIER_FORMAT!r})")
     if payload.get("format_version", 0) > CLASSIFIER_FORMAT_VERSION:

@@ -19,7 +19,6 @@ resized (bilinearly, without antialiasing, as in the reference port).
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv_inception
 
+from common.checkpoint import safe_torch_load
 from common.errors import UserError
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -204,14 +204,7 @@ def load_fid_inception(path: str | os.PathLike, device: str | torch.device = "cp
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: FID Inception weights file not found (expected {FID_WEIGHTS_NAME})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = (str(err).strip().splitlines() or ["unsafe content"])[0][:160]
-        raise UserError(f"{path}: refused to load: not a plain state_dict (weights_only=True: {first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        first = (str(err).strip().splitlines() or ["truncated?"])[0][:160]
-        raise UserError(f"{path}: not a readable PyTorch file ({err.__class__.__name__}: {first})") from None
+    state = safe_torch_load(path)  # weights_only=True; one-line UserErrors, never unsafe
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path}: expected a state_dict of the FID Inception network (a dict of tensors)")
     model = FIDInceptionFeatures()
