@@ -1,11 +1,21 @@
-"""Shared test fixtures: tiny random-image datasets written to tmp folders."""
+"""Shared test helpers: tiny random-image datasets written to tmp folders, and CLI invocation."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+
+
+def run_cli(args, code: int = 0):
+    """Invoke the ``stargan`` CLI in-process with ``args`` (str()-ed) and assert its exit code."""
+    from stargan.cli import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
 
 
 def make_image_folder(root: str | Path, n: int, size: tuple[int, int] = (32, 32), seed: int = 0) -> list[Path]:
@@ -31,3 +41,20 @@ def unpaired_root(tmp_path: Path) -> Path:
     for seed, (name, n) in enumerate((("trainA", 5), ("trainB", 3), ("testA", 2), ("testB", 2))):
         make_image_folder(root / name, n, seed=seed)
     return root
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory) -> Path:
+    """A 40-image 32x32 shapes dataset (``stargan make-dataset shapes`` layout), shared read-only."""
+    from stargan.shapes import make_dataset
+
+    root = tmp_path_factory.mktemp("shapes")
+    make_dataset(root, n=40, size=32, seed=0)
+    return root
+
+
+def shapes_overrides(root: Path) -> list[str]:
+    """``KEY=VALUE`` overrides pointing configs/stargan/tiny.yaml's dataset at a shapes folder."""
+    return [f"data.datasets.0.image_dir={root / 'images'}",
+            f"data.datasets.0.attr_path={root / 'list_attr_celeba.txt'}",
+            f"data.datasets.0.partition_path={root / 'list_eval_partition.txt'}"]

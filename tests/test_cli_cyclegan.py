@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import run_cli as run
 from PIL import Image
 
 from common.checkpoint import load_checkpoint
@@ -24,12 +25,6 @@ def make_domains(root: Path, n_a=6, n_b=5, size=40, seed=0) -> Path:
             img = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(folder / f"{i:03d}.png")
     return root
-
-
-def run(args, code=0):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture()

@@ -5,32 +5,18 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import run_cli as run
+from conftest import shapes_overrides
 from PIL import Image
 
 from common.checkpoint import load_checkpoint
 from stargan.cli import cli
-from stargan.shapes import make_dataset
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "stargan" / "tiny.yaml"
 
 
-def run(args, code=0):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    make_dataset(root, n=40, size=32, seed=0)
-    return root
-
-
 def data_args(root):
-    return ["--set", f"data.datasets.0.image_dir={root / 'images'}",
-            "--set", f"data.datasets.0.attr_path={root / 'list_attr_celeba.txt'}",
-            "--set", f"data.datasets.0.partition_path={root / 'list_eval_partition.txt'}"]
+    return [arg for kv in shapes_overrides(root) for arg in ("--set", kv)]
 
 
 def train(shapes, out, *extra):

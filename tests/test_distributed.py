@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder
+from conftest import make_image_folder, shapes_overrides
 
 from common.checkpoint import load_checkpoint
 from common.config import from_dict
@@ -176,19 +176,13 @@ def test_cyclegan_equivalence_with_instance_norm_first_step(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- StarGAN
-def _stargan_args(tmp_path: Path) -> list:
-    from stargan.shapes import make_dataset
-
-    root = tmp_path / "shapes"
-    make_dataset(root, n=40, size=32)
-    return [STARGAN_TINY, "--device", "cpu", "--out", tmp_path / "runs",
-            "--set", f"data.datasets.0.image_dir={root / 'images'}",
-            "--set", f"data.datasets.0.attr_path={root / 'list_attr_celeba.txt'}",
-            "--set", f"data.datasets.0.partition_path={root / 'list_eval_partition.txt'}"]
+def _stargan_args(tmp_path: Path, shapes: Path) -> list:
+    sets = [arg for kv in shapes_overrides(shapes) for arg in ("--set", kv)]
+    return [STARGAN_TINY, "--device", "cpu", "--out", tmp_path / "runs", *sets]
 
 
-def test_stargan_two_ranks_one_run_folder_gathered_state_and_resume(tmp_path):
-    args = _stargan_args(tmp_path)
+def test_stargan_two_ranks_one_run_folder_gathered_state_and_resume(tmp_path, shapes):
+    args = _stargan_args(tmp_path, shapes)
     launch([*args, "--set", "run.stop_after_steps=3"], tmp_path, nproc=2)
     runs = tmp_path / "runs"
     assert [p.name for p in runs.iterdir()] == ["00000-tiny"]  # rank 1 made no folder of its own
@@ -216,8 +210,8 @@ def test_stargan_two_ranks_one_run_folder_gathered_state_and_resume(tmp_path):
 
 
 @pytest.mark.slow
-def test_stargan_resume_under_torchrun_is_bit_exact(tmp_path):
-    args = _stargan_args(tmp_path)
+def test_stargan_resume_under_torchrun_is_bit_exact(tmp_path, shapes):
+    args = _stargan_args(tmp_path, shapes)
     launch([*args, "--set", "run.stop_after_steps=3"], tmp_path, nproc=2)
     launch([*args, "--resume", "auto"], tmp_path, nproc=2)
     launch([*args, "--out", tmp_path / "straight"], tmp_path, nproc=2)  # the last --out wins

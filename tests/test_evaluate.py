@@ -17,7 +17,7 @@ from stargan.config import StarGANConfig
 from stargan.evaluate import evaluate, evaluate_generator, format_table, load_image
 from stargan.labels import LabelSchema, single_changes
 from stargan.model import LabelSpace, build_networks
-from stargan.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals, make_dataset
+from stargan.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
 
 COLOURS = SHAPES_EXCLUSIVE[0]
 SCHEMA = LabelSchema.from_attrs(SHAPES_ATTRS, SHAPES_EXCLUSIVE, "bce")
@@ -30,13 +30,6 @@ def invoke(cmd, args, code=0):
     result = CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == code, result.output
     return result
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    make_dataset(root, n=40, size=32, seed=0)
-    return root
 
 
 @pytest.fixture(scope="module")
