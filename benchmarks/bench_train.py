@@ -17,7 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,32 +53,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", choices=["fp32", "amp_fp16", "amp_bf16"], default=None)
-    ap.add_argument("--size", type=int, default=None, help="image size (CycleGAN crop_size / StarGAN image_size)")
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--iters", type=int, default=5, help="timed iterations (StarGAN: amortised groups)")
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+@dataclass
+class Bench:
+    trainer: object
+    one_iteration: Callable[[], None]
+    unit: str
+    images: int  # images per timed unit
 
-    overrides = list(args.overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={args.device}"]
-    if args.precision:
-        overrides.append(f"run.precision={args.precision}")
-    cfg = load_config(args.config, overrides, _registry())
+
+def build(config: str, overrides: list[str], device: str = "auto", precision: str | None = None,
+          size: int | None = None, batch_size: int | None = None) -> Bench:
+    """The trainer ``stargan train CONFIG`` would build (on a few synthetic images) and one timed unit of it."""
+    overrides = list(overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={device}"]
+    if precision:
+        overrides.append(f"run.precision={precision}")
+    cfg = load_config(config, overrides, _registry())
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     if cfg.model == "cyclegan":
         from cyclegan.trainer import CycleGANTrainer
 
-        size = args.size or cfg.data.crop_size
+        size = size or cfg.data.crop_size
         cfg.data.crop_size, cfg.data.load_size, cfg.data.preprocess = size, size, "resize_and_crop"
-        cfg.data.batch_size = args.batch_size or cfg.data.batch_size
+        cfg.data.batch_size = batch_size or cfg.data.batch_size
         for phase in ("trainA", "trainB"):
             _write_images(tmp / "data" / phase, 2, size)
         cfg.data.root = str(tmp / "data")
@@ -88,36 +86,60 @@ def main() -> None:
             b = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
             trainer.train_step(a, b)
 
-        unit = "iteration (G step + D step)"
-    else:
-        from stargan.trainer import StarGANTrainer
+        return Bench(trainer, one_iteration, "iteration (G step + D step)", bs)
 
-        size = args.size or cfg.data.image_size
-        cfg.data.image_size = size
-        cfg.data.batch_size = args.batch_size or cfg.data.batch_size
-        bs = cfg.data.batch_size
-        for entry in cfg.data.datasets:
-            names = _write_images(tmp / entry.name, bs + 2, size)
-            attrs = entry.selected_attrs or ["a0", "a1", "a2", "a3", "a4"]
-            rows = [f"{n} " + " ".join("1" if (i + j) % 3 == 0 else "-1" for j in range(len(attrs)))
-                    for i, n in enumerate(names)]
-            (tmp / f"{entry.name}.txt").write_text(f"{len(names)}\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
-            entry.format, entry.image_dir = "celeba", str(tmp / entry.name)
-            entry.attr_path = str(tmp / f"{entry.name}.txt")
-            entry.selected_attrs, entry.crop_size, entry.test_count = attrs, None, 1
-            entry.exclusive = [g for g in entry.exclusive if all(a in attrs for a in g)]
-        trainer = StarGANTrainer(cfg, out_root=tmp / "runs")
-        n_critic = cfg.optim.n_critic
-        label_dims = [s.dim for s in trainer.labels.schemas]
+    from stargan.trainer import StarGANTrainer
 
-        def one_iteration():
-            for i in range(n_critic):
-                k = i % len(label_dims)
-                x = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
-                y = (torch.rand(bs, label_dims[k], device=trainer.device) > 0.5).float()
-                trainer.train_step(x, y, k, g_step=i == n_critic - 1)
+    size = size or cfg.data.image_size
+    cfg.data.image_size = size
+    cfg.data.batch_size = batch_size or cfg.data.batch_size
+    bs = cfg.data.batch_size
+    for entry in cfg.data.datasets:
+        names = _write_images(tmp / entry.name, bs + 2, size)
+        attrs = entry.selected_attrs or ["a0", "a1", "a2", "a3", "a4"]
+        rows = [f"{n} " + " ".join("1" if (i + j) % 3 == 0 else "-1" for j in range(len(attrs)))
+                for i, n in enumerate(names)]
+        (tmp / f"{entry.name}.txt").write_text(f"{len(names)}\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
+        entry.format, entry.image_dir = "celeba", str(tmp / entry.name)
+        entry.attr_path = str(tmp / f"{entry.name}.txt")
+        entry.selected_attrs, entry.crop_size, entry.test_count = attrs, None, 1
+        entry.exclusive = [g for g in entry.exclusive if all(a in attrs for a in g)]
+    trainer = StarGANTrainer(cfg, out_root=tmp / "runs")
+    n_critic = cfg.optim.n_critic
+    label_dims = [s.dim for s in trainer.labels.schemas]
 
-        unit = f"amortised iteration ({n_critic - 1} D-only steps + 1 D+G step)"
+    def one_iteration():
+        for i in range(n_critic):
+            k = i % len(label_dims)
+            x = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+            y = (torch.rand(bs, label_dims[k], device=trainer.device) > 0.5).float()
+            trainer.train_step(x, y, k, g_step=i == n_critic - 1)
+
+    return Bench(trainer, one_iteration, f"amortised iteration ({n_critic - 1} D-only steps + 1 D+G step)",
+                 bs * n_critic)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", choices=["fp32", "amp_fp16", "amp_bf16"], default=None)
+    ap.add_argument("--size", type=int, default=None, help="image size (CycleGAN crop_size / StarGAN image_size)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--iters", type=int, default=5, help="timed iterations (StarGAN: amortised groups)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after timing, profile one more iteration and print the N most expensive ops")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench = build(args.config, args.overrides, args.device, args.precision, args.size, args.batch_size)
+    trainer, one_iteration, unit = bench.trainer, bench.one_iteration, bench.unit
+    cfg = trainer.cfg
+    size = cfg.data.crop_size if cfg.model == "cyclegan" else cfg.data.image_size
+    bs = cfg.data.batch_size
 
     device = trainer.device
     for _ in range(args.warmup):
@@ -131,9 +153,18 @@ def main() -> None:
         one_iteration()
         _sync(device)
         times.append(time.perf_counter() - start)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            one_iteration()
+            _sync(device)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=sort, row_limit=args.profile))
     trainer.ctx.logger.close()
     per = statistics.median(times)
-    images = bs * (cfg.optim.n_critic if cfg.model == "stargan" else 1)
+    images = bench.images
     print(f"model={cfg.model} config={args.config} device={device} precision={cfg.run.precision} "
           f"size={size} batch={bs} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"cpu={platform.processor() or platform.machine()}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +39,17 @@ def lr_factor(policy: str, t: int, n_constant: int, n_decay: int, step_every: in
     if policy == "step":
         return 0.1 ** (t // step_every)
     raise ValueError(f"unknown lr policy {policy!r}; valid values: {', '.join(LR_POLICIES)}")
+
+
+def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam with the fused single-kernel update where this torch has it for the parameters' device, else the
+    default implementation. Same update rule and state layout (checkpoints load either way); on CPU the fused
+    step of StarGAN's 44.8M-parameter D takes ~0.02 s instead of ~0.15 s (README, Benchmarks)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, ValueError):  # torch < 2.4 has no fused CPU Adam
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, factor: Callable[[int], float]):
@@ -145,6 +157,34 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str):
                 unit="it", leave=True)
 
 
+class StepMeter:
+    """Means of the per-step loss logs since the last log point, averaged over ranks, plus images/s."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.images = 0
+        self.tick = time.perf_counter()
+
+    def add(self, logs: dict[str, float], n_images: int) -> None:
+        for key, value in logs.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.images += n_images
+
+    def means(self, dist: DistInfo, device: torch.device) -> dict[str, float]:
+        """Collective under torchrun (every rank must call it at the same step); resets the meter."""
+        from common.distributed import allreduce_mean
+
+        means = allreduce_mean({k: v / self.counts[k] for k, v in self.sums.items()}, dist, device)
+        means["speed/images_per_s"] = self.images / max(time.perf_counter() - self.tick, 1e-9)
+        self.reset()
+        return means
+
+
 def set_requires_grad(modules, flag: bool) -> None:
     for module in modules:
         for p in module.parameters():
@@ -198,8 +238,6 @@ class TrainerBase:
     def should_stop(self, step: int, started: float) -> bool:
         """``run.stop_after_steps`` reached or ``run.max_seconds`` used up. Rank 0's clock decides, so every
         rank stops at the same step (the checkpoint gathers need all of them)."""
-        import time
-
         run = self.cfg.run
         stop = run.stop_after_steps is not None and step >= run.stop_after_steps
         if run.max_seconds is not None:
@@ -257,3 +295,13 @@ class TrainerBase:
         from common.distributed import shutdown_distributed
 
         shutdown_distributed()
+
+    @classmethod
+    def run_to_end(cls, cfg: Any, out_root: str | Path = "runs", resume: str | None = None,
+                   device: str | None = None) -> Path:
+        """Build the trainer, ``fit()`` it and release the process group; returns the run folder."""
+        trainer = cls(cfg, out_root=out_root, resume=resume, device=device)
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()

@@ -13,13 +13,15 @@ from pathlib import Path
 import torch
 
 from common.data.unpaired import UnpairedDataset, UnpairedSampler, make_loader
-from common.distributed import allreduce_gradients, allreduce_mean
+from common.distributed import allreduce_gradients
 from common.losses import cycle_loss, discriminator_loss, gan_loss, gradient_penalty, identity_loss
 from common.pool import ImagePool
 from common.training import (
     Precision,
+    StepMeter,
     TrainerBase,
     lr_factor,
+    make_adam,
     make_scheduler,
     open_run,
     progress_bar,
@@ -44,8 +46,8 @@ class CycleGANTrainer(TrainerBase):
         o = cfg.optim
         self.params_G = list(self.nets["G_A"].parameters()) + list(self.nets["G_B"].parameters())
         self.params_D = list(self.nets["D_A"].parameters()) + list(self.nets["D_B"].parameters())
-        self.opt_G = torch.optim.Adam(self.params_G, lr=o.lr, betas=(o.beta1, o.beta2))
-        self.opt_D = torch.optim.Adam(self.params_D, lr=o.lr, betas=(o.beta1, o.beta2))
+        self.opt_G = make_adam(self.params_G, o.lr, (o.beta1, o.beta2))
+        self.opt_D = make_adam(self.params_D, o.lr, (o.beta1, o.beta2))
         factor = functools.partial(lr_factor, o.lr_policy, n_constant=o.n_epochs, n_decay=o.n_epochs_decay,
                                    step_every=o.lr_decay_epochs)
         self.sched_G = make_scheduler(self.opt_G, factor)
@@ -146,9 +148,7 @@ class CycleGANTrainer(TrainerBase):
                            desc=f"{cfg.name}")
         for net in self.nets.values():
             net.train()
-        sums: dict[str, float] = {}
-        n_sum, skipped = 0, 0
-        tick, tick_images = time.perf_counter(), 0
+        meter, skipped = StepMeter(), 0
         stop = False
         started = time.perf_counter()
         try:
@@ -168,24 +168,17 @@ class CycleGANTrainer(TrainerBase):
                     c["global_step"] += 1
                     c["images_seen"] += real_a.shape[0] * self.dist.world_size
                     skipped += int(batch["skipped"].sum())
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    n_sum += 1
-                    tick_images += real_a.shape[0] * self.dist.world_size
+                    meter.add(logs, real_a.shape[0] * self.dist.world_size)
                     step = c["global_step"]
                     bar.update(1)
                     if step % cfg.log.every_steps == 0:
-                        means = allreduce_mean({k: v / n_sum for k, v in sums.items()}, self.dist, self.device)
-                        elapsed = time.perf_counter() - tick
-                        means["speed/images_per_s"] = tick_images / max(elapsed, 1e-9)
+                        means = meter.means(self.dist, self.device)
                         means["lr/G"] = self.opt_G.param_groups[0]["lr"]
                         means["lr/D"] = self.opt_D.param_groups[0]["lr"]
                         means["data/skipped_images"] = float(skipped)
                         self.ctx.logger.scalars(step, means, epoch=c["epoch"] + 1)
                         bar.set_postfix(epoch=c["epoch"] + 1, G=f"{means['G/total']:.3f}",
                                         D_A=f"{means['D_A']:.3f}", D_B=f"{means['D_B']:.3f}")
-                        sums, n_sum = {}, 0
-                        tick, tick_images = time.perf_counter(), 0
                     if step % cfg.log.image_every_steps == 0:
                         self.ctx.logger.image_grid(step, "train/A_fakeB_recA__B_fakeA_recB", [
                             v[:1] for v in visuals.values()], nrow=3)
@@ -210,11 +203,4 @@ class CycleGANTrainer(TrainerBase):
         return self.run_dir
 
 
-
-def train(cfg: CycleGANConfig, out_root: str | Path = "runs", resume: str | None = None,
-          device: str | None = None) -> Path:
-    trainer = CycleGANTrainer(cfg, out_root=out_root, resume=resume, device=device)
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+train = CycleGANTrainer.run_to_end

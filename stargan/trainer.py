@@ -1,9 +1,16 @@
 """The StarGAN training loop (official semantics), on one dataset or several with the mask vector.
 
-Iteration i: take a batch of dataset ``i % N``; D step on real (src + classification) and on G(x, c_trg)
-produced WITHOUT a graph for G (+ gradient penalty); every ``n_critic`` iterations a G step (adversarial +
-classification of the target + reconstruction L1) with D's parameters frozen, so no D gradients are
-accumulated. LR follows the linear decay over the last ``num_iters_decay`` iterations.
+Iteration i: take a batch of dataset ``i % N``; D step on real (src + classification) and on
+x_fake = G(x, c_trg) (+ gradient penalty); every ``n_critic`` iterations a G step (adversarial +
+classification of the target + reconstruction L1). LR follows the linear decay over the last
+``num_iters_decay`` iterations.
+
+The losses are the official ones; the work is not (see docs/deviations.md, "StarGAN speed"):
+- on D-only iterations G's forward runs without a graph;
+- on a G-step iteration x_fake is computed once, with a graph, and serves both steps (the official code runs
+  G(x, c_trg) twice; the D step does not change G, so both are the same tensor);
+- D scores real and fake in one batch (D has no normalisation, so each sample's output is unchanged);
+- the G step runs with D's parameters frozen, so no D gradients are computed or accumulated.
 """
 from __future__ import annotations
 
@@ -13,13 +20,15 @@ from pathlib import Path
 
 import torch
 
-from common.distributed import allreduce_gradients, allreduce_mean
+from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.training import (
     Precision,
+    StepMeter,
     TrainerBase,
     lr_factor,
+    make_adam,
     open_run,
     progress_bar,
     set_requires_grad,
@@ -46,8 +55,8 @@ class StarGANTrainer(TrainerBase):
         self._after_networks_built(cfg.seed)
         o = cfg.optim
         self.optimizers = {
-            "G": torch.optim.Adam(self.nets["G"].parameters(), o.g_lr, (o.beta1, o.beta2)),
-            "D": torch.optim.Adam(self.nets["D"].parameters(), o.d_lr, (o.beta1, o.beta2)),
+            "G": make_adam(self.nets["G"].parameters(), o.g_lr, (o.beta1, o.beta2)),
+            "D": make_adam(self.nets["D"].parameters(), o.d_lr, (o.beta1, o.beta2)),
         }
         # The LR is a pure function of the iteration, so it needs no scheduler state to resume.
         self.lr_factor = functools.partial(lr_factor, "linear", n_constant=o.num_iters - o.num_iters_decay,
@@ -106,18 +115,18 @@ class StarGANTrainer(TrainerBase):
         slices = labels.cls_slices(dataset)
         logs: dict[str, float] = {}
 
-        # D step. G runs without a graph: its output is only an input to D here.
+        with prec.autocast(), torch.set_grad_enabled(g_step):
+            x_fake = G(x_real, c_trg)
+
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
+        n = x_real.shape[0]
         with prec.autocast():
-            with torch.no_grad():
-                x_fake = G(x_real, c_trg)
-            out_src, out_cls = D(x_real)
-            d_real, v_real = gan_loss(out_src, True, mode, name="D/real")
-            d_cls, v_cls = grouped_cls_loss(out_cls.float(), c_org, slices, name="D/cls",
+            out_src, out_cls = D(torch.cat([x_real, x_fake.detach().to(x_real.dtype)]))
+            d_real, v_real = gan_loss(out_src[:n], True, mode, name="D/real")
+            d_cls, v_cls = grouped_cls_loss(out_cls[:n].float(), c_org, slices, name="D/cls",
                                             sample_mask=labels.cls_mask(dataset, c_org))
-            fake_src, _ = D(x_fake)
-            d_fake, v_fake = gan_loss(fake_src, False, mode, name="D/fake")
+            d_fake, v_fake = gan_loss(out_src[n:], False, mode, name="D/fake")
             d_loss = d_real + d_fake + lam.lambda_cls * d_cls
         logs.update(v_real)
         logs.update(v_cls)
@@ -135,7 +144,6 @@ class StarGANTrainer(TrainerBase):
             opt_g.zero_grad(set_to_none=True)
             set_requires_grad([D], False)  # the G step must not fill D's .grad
             with prec.autocast():
-                x_fake = G(x_real, c_trg)
                 out_src, out_cls = D(x_fake)
                 g_fake, v_fake = gan_loss(out_src, True, mode, name="G/fake")
                 g_cls, v_cls = grouped_cls_loss(out_cls.float(), c_trg, slices, name="G/cls",
@@ -176,10 +184,8 @@ class StarGANTrainer(TrainerBase):
         bar = progress_bar(o.num_iters, c["global_step"], cfg.log.progress and self.dist.is_main, desc=cfg.name)
         for net in self.nets.values():
             net.train()
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        tick, tick_images = time.perf_counter(), 0
-        started = tick
+        meter = StepMeter()
+        started = time.perf_counter()
         try:
             while c["global_step"] < o.num_iters:
                 i = c["global_step"]
@@ -195,14 +201,10 @@ class StarGANTrainer(TrainerBase):
                 c["global_step"] = step = i + 1
                 n_images = x_real.shape[0] * self.dist.world_size
                 c["images_seen"] += n_images
-                tick_images += n_images
-                for key, value in logs.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                    counts[key] = counts.get(key, 0) + 1
+                meter.add(logs, n_images)
                 bar.update(1)
                 if step % cfg.log.every_steps == 0:
-                    means = allreduce_mean({k2: sums[k2] / counts[k2] for k2 in sums}, self.dist, self.device)
-                    means["speed/images_per_s"] = tick_images / max(time.perf_counter() - tick, 1e-9)
+                    means = meter.means(self.dist, self.device)
                     means["lr/G"] = self.optimizers["G"].param_groups[0]["lr"]
                     means["lr/D"] = self.optimizers["D"].param_groups[0]["lr"]
                     self.ctx.logger.scalars(step, means)
@@ -210,8 +212,6 @@ class StarGANTrainer(TrainerBase):
                     if "G/total" in means:
                         post["G"] = f"{means['G/total']:.3f}"
                     bar.set_postfix(post)
-                    sums, counts = {}, {}
-                    tick, tick_images = time.perf_counter(), 0
                 if step % cfg.log.image_every_steps == 0 or step == o.num_iters:
                     if self.dist.is_main:
                         self.log_grids(step)
@@ -227,10 +227,4 @@ class StarGANTrainer(TrainerBase):
         return self.run_dir
 
 
-def train(cfg: StarGANConfig, out_root: str | Path = "runs", resume: str | None = None,
-          device: str | None = None) -> Path:
-    trainer = StarGANTrainer(cfg, out_root=out_root, resume=resume, device=device)
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+train = StarGANTrainer.run_to_end

@@ -2,9 +2,10 @@
 import math
 
 import pytest
+import torch
 
 from common.runs import latest_run_with_checkpoint, new_run_dir
-from common.training import lr_factor
+from common.training import lr_factor, make_adam
 
 
 def test_linear_matches_official_formula():
@@ -35,3 +36,32 @@ def test_run_folders_are_numbered_and_never_reused(tmp_path):
     (a / "checkpoints").mkdir()
     (a / "checkpoints" / "ckpt-000000001.pt").write_bytes(b"x")
     assert latest_run_with_checkpoint(tmp_path, "horse2zebra") == a
+
+
+def test_make_adam_is_the_adam_update_and_its_state_loads_into_plain_adam():
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
+    fast = [p.clone().requires_grad_(True) for p in start]
+    plain = [p.clone().requires_grad_(True) for p in start]
+    opt_fast = make_adam(fast, 1e-2, (0.5, 0.999))
+    opt_plain = torch.optim.Adam(plain, lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    for step_grads in grads[:3]:
+        for opt, params in ((opt_fast, fast), (opt_plain, plain)):
+            for p, g in zip(params, step_grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(a, start[0] if a.dim() == 2 else start[1])
+    # Its checkpointed state loads into a newly built Adam (as on resume) and continues the same update.
+    resumed = [p.detach().clone().requires_grad_(True) for p in fast]
+    opt_resumed = torch.optim.Adam(resumed, lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    opt_resumed.load_state_dict(opt_fast.state_dict())
+    for opt, params in ((opt_resumed, resumed), (opt_plain, plain)):
+        for p, g in zip(params, grads[3]):
+            p.grad = g.clone()
+        opt.step()
+    for a, b in zip(resumed, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+

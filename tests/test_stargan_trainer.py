@@ -1,0 +1,89 @@
+"""StarGANTrainer.train_step through the API: official losses, and none of the official code's wasted work."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import shapes_overrides
+
+from common.config import load_config
+from common.losses import gradient_penalty, grouped_cls_loss
+from stargan.cli import _registry
+from stargan.labels import shuffle_targets
+from stargan.trainer import StarGANTrainer
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "stargan" / "tiny.yaml"
+
+
+def make_trainer(shapes, out):
+    cfg = load_config(TINY, [*shapes_overrides(shapes), "run.device=cpu"], _registry())
+    return StarGANTrainer(cfg, out_root=out)
+
+
+def batch(trainer, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
+    colours = torch.nn.functional.one_hot(torch.arange(4) % 4, 4).float()
+    striped = torch.tensor([[1.0], [0.0], [0.0], [1.0]])
+    return x, torch.cat([colours, striped], dim=1)
+
+
+def test_step_losses_equal_the_official_step(shapes, tmp_path):
+    """The fused step (one G forward serving D and G steps, real+fake in one D batch) gives the losses of the
+    official step written out plainly: G run twice, D called separately on real and fake."""
+    trainer = make_trainer(shapes, tmp_path)
+    G0, D0 = copy.deepcopy(trainer.nets["G"]), copy.deepcopy(trainer.nets["D"])
+    x, label_org = batch(trainer)
+    target_state, global_state = trainer.target_gen.get_state(), torch.get_rng_state()
+    logs = trainer.train_step(x, label_org, 0, g_step=True)
+
+    trainer.target_gen.set_state(target_state)
+    torch.set_rng_state(global_state)
+    label_trg = shuffle_targets(label_org, trainer.target_gen)
+    assert not torch.equal(label_trg, label_org)  # the check below must involve a real change
+    slices = trainer.labels.cls_slices(0)
+    out_src, out_cls = D0(x)
+    x_fake = G0(x, label_trg)
+    expected = {
+        "D/real": -out_src.mean(),
+        "D/cls": grouped_cls_loss(out_cls, label_org, slices)[0],
+        "D/fake": D0(x_fake.detach())[0].mean(),
+        "D/gp": gradient_penalty(D0, x, x_fake, weight=10.0)[0],
+    }
+    D1 = trainer.nets["D"]  # D after its update: the G step scores against it
+    out_src, out_cls = D1(G0(x, label_trg))
+    expected["G/fake"] = -out_src.mean()
+    expected["G/cls"] = grouped_cls_loss(out_cls, label_trg, slices)[0]
+    expected["G/rec"] = 10.0 * (G0(G0(x, label_trg), label_org) - x).abs().mean()
+    for key, value in expected.items():
+        assert logs[key] == pytest.approx(float(value.detach()), rel=1e-4, abs=1e-5), key
+    assert any(not torch.equal(a, b) for a, b in zip(G0.parameters(), trainer.nets["G"].parameters()))
+
+
+def test_no_wasted_generator_or_discriminator_work(shapes, tmp_path):
+    trainer = make_trainer(shapes, tmp_path)
+    G, D = trainer.nets["G"], trainer.nets["D"]
+    g_calls: list[bool] = []
+    G.register_forward_hook(lambda module, args, out: g_calls.append(out.requires_grad))
+    d_grads = {"count": 0}
+
+    def count(grad):
+        d_grads["count"] += 1
+
+    for p in D.parameters():
+        p.register_hook(count)
+    n_params = len(list(D.parameters()))
+    x, label_org = batch(trainer)
+
+    trainer.train_step(x, label_org, 0, g_step=False)
+    assert g_calls == [False]  # D-only step: G's forward builds no graph
+    assert d_grads["count"] == n_params
+
+    g_calls.clear()
+    d_grads["count"] = 0
+    trainer.train_step(x, label_org, 0, g_step=True)
+    # One forward for x_fake (shared by the D and G steps) and one for the reconstruction, not three.
+    assert g_calls == [True, True]
+    # D's parameter gradients are computed once (its own step), never in the G step's backward.
+    assert d_grads["count"] == n_params
+    assert all(p.requires_grad for p in D.parameters())
