@@ -33,6 +33,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.layers.conv import Conv2d  # noqa: E402
 from stargan.networks import Discriminator, Generator  # noqa: E402
 
 
@@ -49,6 +50,9 @@ class OfficialStep:
     def __init__(self, c_dim: int, image_size: int, n_critic: int):
         self.G = Generator(c_dim, 64, 6)
         self.D = Discriminator(image_size, 64, c_dim, 6)
+        for module in self.D.modules():  # the official D is built from plain nn.Conv2d (no CPU GEMM path)
+            if isinstance(module, Conv2d):
+                module.__class__ = torch.nn.Conv2d
         self.g_opt = torch.optim.Adam(self.G.parameters(), 1e-4, betas=(0.5, 0.999))
         self.d_opt = torch.optim.Adam(self.D.parameters(), 1e-4, betas=(0.5, 0.999))
         self.n_critic = n_critic

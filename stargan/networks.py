@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from common.layers.conv import Conv2d
 from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
 
@@ -142,12 +143,12 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         in_dim, dim = 3, conv_dim
         for _ in range(repeat_num):
-            layers += [nn.Conv2d(in_dim, dim, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.01)]
+            layers += [Conv2d(in_dim, dim, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.01)]
             in_dim, dim = dim, dim * 2
         self.main = nn.Sequential(*layers)
         kernel = image_size // step
-        self.conv1 = nn.Conv2d(in_dim, 1, kernel_size=3, stride=1, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(in_dim, c_dim, kernel_size=kernel, bias=False)
+        self.conv1 = Conv2d(in_dim, 1, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv2 = Conv2d(in_dim, c_dim, kernel_size=kernel, bias=False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(out_src (N, 1, H/2**r, W/2**r), out_cls (N, c_dim))`` for images ``x`` (N, 3, H, W)."""
