@@ -43,13 +43,31 @@ def lr_factor(policy: str, t: int, n_constant: int, n_decay: int, step_every: in
 
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fused single-kernel update where this torch has it for the parameters' device, else the
-    default implementation. Same update rule and state layout (checkpoints load either way); on CPU the fused
-    step of StarGAN's 44.8M-parameter D takes ~0.02 s instead of ~0.15 s (README, Benchmarks)."""
+    default implementation. Same update rule and state layout; load checkpointed state with
+    :func:`load_optimizer_state` so the implementation chosen here survives a resume. On CPU the fused step of
+    StarGAN's 44.8M-parameter D takes ~0.02 s instead of ~0.15 s (docs/deviations.md, "StarGAN speed")."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, ValueError):  # torch < 2.4 has no fused CPU Adam
         return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+# Param-group entries that say how this process computes the step, not what the step is.
+_IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping the optimizer's own implementation flags.
+
+    ``load_state_dict`` would otherwise also restore the writer's ``fused``/``foreach`` choice: a checkpoint
+    from plain Adam would switch a fused optimizer back to the slow path (and a GradScaler would then hand
+    the loss scale to an optimizer that no longer takes it), and a fused checkpoint would make the first
+    step fail where this torch has no fused kernel for the device.
+    """
+    groups = [{**saved, **{k: current[k] for k in _IMPLEMENTATION_KEYS if k in current}}
+              for saved, current in zip(state["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, factor: Callable[[int], float]):
@@ -274,7 +292,7 @@ class TrainerBase:
         for name, net in self.nets.items():
             net.load_state_dict(ckpt["nets"][name])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
+            load_optimizer_state(opt, ckpt["optimizers"][name])
         for name, sched in self.schedulers.items():
             sched.load_state_dict(ckpt["schedulers"][name])
         self.precision.load_state_dict(ckpt.get("scalers", {}))

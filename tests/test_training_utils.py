@@ -1,11 +1,12 @@
 """LR schedules and run folders."""
+import copy
 import math
 
 import pytest
 import torch
 
 from common.runs import latest_run_with_checkpoint, new_run_dir
-from common.training import lr_factor, make_adam
+from common.training import load_optimizer_state, lr_factor, make_adam
 
 
 def test_linear_matches_official_formula():
@@ -38,7 +39,14 @@ def test_run_folders_are_numbered_and_never_reused(tmp_path):
     assert latest_run_with_checkpoint(tmp_path, "horse2zebra") == a
 
 
-def test_make_adam_is_the_adam_update_and_its_state_loads_into_plain_adam():
+def _steps(opt, params, grads):
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = g.clone()
+        opt.step()
+
+
+def test_make_adam_is_the_adam_update_and_resumes_across_implementations():
     torch.manual_seed(0)
     start = [torch.randn(7, 5), torch.randn(5)]
     grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
@@ -46,22 +54,35 @@ def test_make_adam_is_the_adam_update_and_its_state_loads_into_plain_adam():
     plain = [p.clone().requires_grad_(True) for p in start]
     opt_fast = make_adam(fast, 1e-2, (0.5, 0.999))
     opt_plain = torch.optim.Adam(plain, lr=1e-2, betas=(0.5, 0.999), foreach=False)
-    for step_grads in grads[:3]:
-        for opt, params in ((opt_fast, fast), (opt_plain, plain)):
-            for p, g in zip(params, step_grads):
-                p.grad = g.clone()
-            opt.step()
-    for a, b in zip(fast, plain):
+    assert opt_fast.param_groups[0]["fused"]  # torch >= 2.4 has the fused CPU kernel
+    _steps(opt_fast, fast, grads[:3])
+    _steps(opt_plain, plain, grads[:3])
+    for a, b, s0 in zip(fast, plain, start):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-        assert not torch.equal(a, start[0] if a.dim() == 2 else start[1])
-    # Its checkpointed state loads into a newly built Adam (as on resume) and continues the same update.
-    resumed = [p.detach().clone().requires_grad_(True) for p in fast]
-    opt_resumed = torch.optim.Adam(resumed, lr=1e-2, betas=(0.5, 0.999), foreach=False)
-    opt_resumed.load_state_dict(opt_fast.state_dict())
-    for opt, params in ((opt_resumed, resumed), (opt_plain, plain)):
-        for p, g in zip(params, grads[3]):
-            p.grad = g.clone()
-        opt.step()
-    for a, b in zip(resumed, plain):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(a, s0)
 
+    # Fused state into plain Adam (a torch without the fused kernel) and plain state into make_adam (an old
+    # checkpoint): each keeps its own implementation and continues the same update.
+    into_plain = [p.detach().clone().requires_grad_(True) for p in fast]
+    opt_into_plain = torch.optim.Adam(into_plain, lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    load_optimizer_state(opt_into_plain, copy.deepcopy(opt_fast.state_dict()))  # as read from disk
+    into_fast = [p.detach().clone().requires_grad_(True) for p in plain]
+    opt_into_fast = make_adam(into_fast, 1e-2, (0.5, 0.999))
+    load_optimizer_state(opt_into_fast, copy.deepcopy(opt_plain.state_dict()))
+    assert not opt_into_plain.param_groups[0]["fused"] and opt_into_plain.param_groups[0]["foreach"] is False
+    assert opt_into_fast.param_groups[0]["fused"] and opt_into_fast.param_groups[0]["foreach"] is None
+    for opt, params in ((opt_into_plain, into_plain), (opt_into_fast, into_fast), (opt_plain, plain)):
+        _steps(opt, params, grads[3:])
+    for a, b, c in zip(into_plain, into_fast, plain):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6)
+
+    # A GradScaler hands its scale to a fused optimizer; after resuming from a plain checkpoint the optimizer
+    # must still take it (plain load_state_dict made this step fail).
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    opt_into_fast.zero_grad()
+    before = [p.detach().clone() for p in into_fast]
+    scaler.scale(sum((p * g).sum() for p, g in zip(into_fast, grads[0]))).backward()
+    scaler.step(opt_into_fast)
+    scaler.update()
+    assert all(not torch.equal(a, b) for a, b in zip(before, into_fast))
