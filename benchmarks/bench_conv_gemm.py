@@ -21,7 +21,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.layers.conv import GEMM_MAX_POSITIONS, GEMM_MAX_POSITIONS_AUTOCAST, conv2d_as_gemm  # noqa: E402
+from common.layers.conv import (  # noqa: E402
+    GEMM_MAX_POSITIONS,
+    GEMM_MAX_POSITIONS_AUTOCAST,
+    GEMM_MIN_WEIGHTS,
+    Conv2d,
+    conv2d_as_gemm,
+)
 
 
 def timed_ms(fn, reps: int) -> float:
@@ -64,7 +70,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"batch={args.batch_size} size={args.size} threads={torch.get_num_threads()} torch={torch.__version__}; "
           f"GEMM path when H_out * W_out <= {GEMM_MAX_POSITIONS} (fp32), "
-          f"<= {GEMM_MAX_POSITIONS_AUTOCAST} (bf16 autocast)")
+          f"<= {GEMM_MAX_POSITIONS_AUTOCAST} (bf16 autocast), and >= {GEMM_MIN_WEIGHTS} weights")
     print("precision  layer              out   conv fwd+bwd  gemm fwd+bwd   conv 2nd-order  gemm 2nd-order  taken")
     for precision in ("fp32", "bf16"):
         autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" \
@@ -76,8 +82,8 @@ def main() -> None:
             b = torch.zeros(cout, requires_grad=True)
             row = [layer_times(fn, x, w, b, autocast, args.reps) for fn in (F.conv2d, conv2d_as_gemm)]
             out = hw // 2
-            limit = GEMM_MAX_POSITIONS_AUTOCAST if precision == "bf16" else GEMM_MAX_POSITIONS
-            taken = "gemm" if out * out <= limit else "conv"
+            with autocast():
+                taken = "gemm" if Conv2d(cin, cout, 4, 2, 1)._uses_gemm(x) else "conv"
             print(f"{precision:9s}  {cin:4d} -> {cout:4d} @{hw:3d}  {out:3d}^2  {row[0][0]:12.1f}  {row[1][0]:12.1f}"
                   f"  {row[0][1]:14.1f}  {row[1][1]:14.1f}  {taken}")
             cin, cout, hw = cout, cout * 2, out

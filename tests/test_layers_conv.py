@@ -46,14 +46,18 @@ def test_module_keeps_conv2d_keys_and_takes_the_gemm_path_only_for_small_outputs
     monkeypatch.setattr(conv_module, "conv2d_as_gemm", lambda *a: calls.append(a[0].shape) or real(*a))
     layer = Conv2d(4, 6, kernel_size=4, stride=2, padding=1)
     assert list(layer.state_dict()) == list(nn.Conv2d(4, 6, 4, 2, 1).state_dict()) == ["weight", "bias"]
-    layer(torch.randn(2, 4, 4, 4))    # 2x2 output: GEMM
+    out = layer(torch.randn(2, 4, 4, 4))    # 2x2 output: GEMM
     assert calls == [torch.Size([2, 4, 4, 4])]
+    assert out.shape == (2, 6, 2, 2) and out.is_contiguous()
+    assert layer(torch.randn(0, 4, 4, 4)).shape == (0, 6, 2, 2)  # an empty batch, as nn.Conv2d allows
+    calls.clear()
     layer(torch.randn(2, 4, 16, 16))  # 8x8 output: convolution
     layer(torch.randn(2, 4, 8, 8))    # 4x4 output: convolution in fp32 ...
-    assert len(calls) == 1
+    assert calls == []
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(torch.randn(2, 4, 8, 8))  # ... GEMM under bf16 autocast
-    assert calls[1:] == [torch.Size([2, 4, 8, 8])] and out.dtype == torch.bfloat16
+    assert calls == [torch.Size([2, 4, 8, 8])] and out.dtype == torch.bfloat16
+    assert not layer._uses_gemm(torch.randn(1, 4, 1, 1))  # no output positions: nn.Conv2d's own error
     assert not Conv2d(4, 6, 3, padding=1, padding_mode="reflect")._uses_gemm(torch.randn(1, 4, 2, 2))
     assert not Conv2d(4, 6, 3, padding=1, groups=2)._uses_gemm(torch.randn(1, 4, 2, 2))
     monkeypatch.setattr(conv_module, "GEMM_MIN_WEIGHTS", 4 * 6 * 4 * 4 + 1)  # one weight more than this layer

@@ -28,11 +28,16 @@ def batch(trainer, seed=1):
     return x, torch.cat([colours, striped], dim=1)
 
 
-def test_step_losses_equal_the_official_step(shapes, tmp_path):
-    """The fused step (one G forward serving D and G steps, real+fake in one D batch) gives the losses of the
-    official step written out plainly: G run twice, D called separately on real and fake."""
+def test_step_equals_the_official_step(shapes, tmp_path):
+    """The fused step (one G forward serving D and G steps, real+fake in one D batch, D frozen in the G step,
+    fused Adam) gives the losses and the gradients of the official step written out plainly: G run in the D
+    step and twice in the G step, D called separately on real, fake and interpolates, plain Adam."""
     trainer = make_trainer(shapes, tmp_path)
+    start = {name: copy.deepcopy(net) for name, net in trainer.nets.items()}
     G0, D0 = copy.deepcopy(trainer.nets["G"]), copy.deepcopy(trainer.nets["D"])
+    opt_g, opt_d = (torch.optim.Adam(net.parameters(), lr=trainer.optimizers[k].param_groups[0]["lr"],
+                                     betas=trainer.optimizers[k].param_groups[0]["betas"], foreach=False)
+                    for k, net in (("G", G0), ("D", D0)))
     x, label_org = batch(trainer)
     target_state, global_state = trainer.target_gen.get_state(), torch.get_rng_state()
     logs = trainer.train_step(x, label_org, 0, g_step=True)
@@ -50,14 +55,30 @@ def test_step_losses_equal_the_official_step(shapes, tmp_path):
         "D/fake": D0(x_fake.detach())[0].mean(),
         "D/gp": gradient_penalty(D0, x, x_fake, weight=10.0)[0],
     }
-    D1 = trainer.nets["D"]  # D after its update: the G step scores against it
-    out_src, out_cls = D1(G0(x, label_trg))
-    expected["G/fake"] = -out_src.mean()
-    expected["G/cls"] = grouped_cls_loss(out_cls, label_trg, slices)[0]
-    expected["G/rec"] = 10.0 * (G0(G0(x, label_trg), label_org) - x).abs().mean()
+    opt_g.zero_grad(), opt_d.zero_grad()
+    sum(expected.values()).backward()
+    official_grads = {"D": [p.grad.clone() for p in D0.parameters()]}  # the G step below refills D's .grad
+    opt_d.step()
+
+    x_fake = G0(x, label_trg)
+    out_src, out_cls = D0(x_fake)  # D after its update: the G step scores against it
+    g_losses = {"G/fake": -out_src.mean(), "G/cls": grouped_cls_loss(out_cls, label_trg, slices)[0],
+                "G/rec": 10.0 * (G0(x_fake, label_org) - x).abs().mean()}
+    opt_g.zero_grad(), opt_d.zero_grad()
+    sum(g_losses.values()).backward()
+    official_grads["G"] = [p.grad.clone() for p in G0.parameters()]
+    opt_g.step()
+    expected.update(g_losses)
+
     for key, value in expected.items():
         assert logs[key] == pytest.approx(float(value.detach()), rel=1e-4, abs=1e-5), key
-    assert any(not torch.equal(a, b) for a, b in zip(G0.parameters(), trainer.nets["G"].parameters()))
+    # The gradients each optimizer stepped with (still in .grad: the D step's for D, the G step's for G).
+    # Compared as gradients, not as updated weights: Adam's first step is ~lr * sign(grad), which turns the
+    # rounding noise of the few near-zero entries (~1e-8 next to a typical 0.04) into full-size differences.
+    for name, grads in official_grads.items():
+        for (key, ours), theirs in zip(trainer.nets[name].named_parameters(), grads):
+            torch.testing.assert_close(ours.grad, theirs, rtol=1e-3, atol=1e-5, msg=f"{name}.{key}.grad")
+        assert all(not torch.equal(a, b) for a, b in zip(trainer.nets[name].parameters(), start[name].parameters()))
 
 
 def test_no_wasted_generator_or_discriminator_work(shapes, tmp_path):

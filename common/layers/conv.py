@@ -4,8 +4,8 @@ Deep discriminator layers (StarGAN's D at 128 px: 1024 -> 2048 channels, 4x4 ker
 huge weights and almost no spatial extent. oneDNN's convolution kernels handle that shape poorly on the CPU:
 measured on a 2-core AMD EPYC (Zen 5) with torch 2.14 at batch 16, that layer's forward + backward took
 265 ms as a convolution and 127 ms as im2col + GEMM (bf16 autocast: 282 vs 97 ms), and the double backward
-of a gradient penalty 513 vs 304 ms (bf16: 452 vs 157 ms). ``benchmarks/bench_conv_gemm.py`` prints these
-for your machine. The GEMM path is the same arithmetic summed in another order, so results agree to float
+of a gradient penalty 513 vs 304 ms in fp32 (the trainers compute the penalty outside autocast).
+``benchmarks/bench_conv_gemm.py`` prints these for your machine. The GEMM path is the same arithmetic summed in another order, so results agree to float
 rounding; autograd (double backward included) works through it; parameters, ``state_dict`` keys and shapes
 are those of ``nn.Conv2d``.
 """
@@ -39,9 +39,11 @@ def conv2d_as_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple
     cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # (N, C*kh*kw, L)
     # 2-D on purpose: with a 3-D (N, L, K) input, autograd's double backward broadcasts the weight to
     # (N, O, K) and multiplies batch-wise (measured: 2.4 s of copies for one gradient penalty at 128 px).
-    cols = cols.transpose(1, 2).reshape(n * h_out * w_out, -1)
-    out = F.linear(cols, weight.reshape(out_channels, -1), bias)  # (N * L, O)
-    return out.view(n, h_out * w_out, out_channels).transpose(1, 2).reshape(n, out_channels, h_out, w_out)
+    k = weight[0].numel()
+    cols = cols.transpose(1, 2).reshape(n * h_out * w_out, k)
+    out = F.linear(cols, weight.reshape(out_channels, k), bias)  # (N * L, O)
+    # Contiguous NCHW like F.conv2d's output, so the next layer sees the memory format it would have seen.
+    return out.view(n, h_out * w_out, out_channels).transpose(1, 2).reshape(n, out_channels, h_out, w_out).contiguous()
 
 
 def _cpu_autocast_enabled() -> bool:
@@ -68,7 +70,7 @@ class Conv2d(nn.Conv2d):
         h_out = (x.shape[2] + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         w_out = (x.shape[3] + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         limit = GEMM_MAX_POSITIONS_AUTOCAST if _cpu_autocast_enabled() else GEMM_MAX_POSITIONS
-        return h_out * w_out <= limit
+        return h_out > 0 and w_out > 0 and h_out * w_out <= limit
 
     def forward(self, x: Tensor) -> Tensor:
         if self._uses_gemm(x):
