@@ -5,9 +5,9 @@ huge weights and almost no spatial extent. oneDNN's convolution kernels handle t
 measured on a 2-core AMD EPYC (Zen 5) with torch 2.14 at batch 16, that layer's forward + backward took
 265 ms as a convolution and 127 ms as im2col + GEMM (bf16 autocast: 282 vs 97 ms), and the double backward
 of a gradient penalty 513 vs 304 ms in fp32 (the trainers compute the penalty outside autocast).
-``benchmarks/bench_conv_gemm.py`` prints these for your machine. The GEMM path is the same arithmetic summed in another order, so results agree to float
-rounding; autograd (double backward included) works through it; parameters, ``state_dict`` keys and shapes
-are those of ``nn.Conv2d``.
+``benchmarks/bench_conv_gemm.py`` prints these for your machine. The GEMM path is the same arithmetic
+summed in another order, so results agree to float rounding; autograd (double backward included) works
+through it; parameters, ``state_dict`` keys and shapes are those of ``nn.Conv2d``.
 """
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ GEMM_MAX_POSITIONS_AUTOCAST = 16
 GEMM_MIN_WEIGHTS = 1 << 20
 
 
+def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def conv2d_as_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
                    padding: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Tensor:
     """``F.conv2d(x, weight, bias, stride, padding, dilation)`` (groups 1, zero padding) as im2col + one GEMM.
@@ -34,8 +38,8 @@ def conv2d_as_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple
     """
     n, _, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
-    h_out = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    w_out = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    h_out = _output_size(h, kh, stride[0], padding[0], dilation[0])
+    w_out = _output_size(w, kw, stride[1], padding[1], dilation[1])
     cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # (N, C*kh*kw, L)
     # 2-D on purpose: with a 3-D (N, L, K) input, autograd's double backward broadcasts the weight to
     # (N, O, K) and multiplies batch-wise (measured: 2.4 s of copies for one gradient penalty at 128 px).
@@ -67,8 +71,8 @@ class Conv2d(nn.Conv2d):
         if isinstance(self.padding, str) or self.weight.numel() < GEMM_MIN_WEIGHTS:
             return False
         kh, kw = self.kernel_size
-        h_out = (x.shape[2] + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
-        w_out = (x.shape[3] + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        h_out = _output_size(x.shape[2], kh, self.stride[0], self.padding[0], self.dilation[0])
+        w_out = _output_size(x.shape[3], kw, self.stride[1], self.padding[1], self.dilation[1])
         limit = GEMM_MAX_POSITIONS_AUTOCAST if _cpu_autocast_enabled() else GEMM_MAX_POSITIONS
         return h_out > 0 and w_out > 0 and h_out * w_out <= limit
 
