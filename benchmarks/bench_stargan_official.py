@@ -135,8 +135,10 @@ def main() -> None:
     if args.ours != "none":
         from bench_train import build
 
-        ours = build(args.ours, [f"optim.n_critic={args.n_critic}"], "cpu", args.precision, args.size,
-                     args.batch_size)
+        # Same label width as the official step: --c-dim synthetic attributes instead of the config's own.
+        attrs = ",".join(f"a{i}" for i in range(args.c_dim))
+        ours = build(args.ours, [f"optim.n_critic={args.n_critic}", f"data.datasets.0.selected_attrs=[{attrs}]"],
+                     "cpu", args.precision, args.size, args.batch_size)
         methods[f"ours ({args.precision})"] = ours.one_iteration
 
     print(f"StarGAN, CPU, size={args.size} batch={args.batch_size} c_dim={args.c_dim} n_critic={args.n_critic} "
