@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 version = {}
 exec(Path("common/version.py").read_text(), version)
@@ -12,10 +12,7 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "common", "common.layers", "common.networks", "common.data", "common.metrics",
-        "cyclegan", "stargan",
-    ],
+    packages=find_packages(include=["common", "common.*", "cyclegan", "cyclegan.*", "stargan", "stargan.*"]),
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",

@@ -28,7 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.config import load_config  # noqa: E402
-from stargan.cli import _registry  # noqa: E402
+from stargan.families import config_classes
 
 
 def _write_images(folder: Path, n: int, size: int) -> list[str]:
@@ -67,7 +67,7 @@ def build(config: str, overrides: list[str], device: str = "auto", precision: st
     overrides = list(overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={device}"]
     if precision:
         overrides.append(f"run.precision={precision}")
-    cfg = load_config(config, overrides, _registry())
+    cfg = load_config(config, overrides, config_classes())
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     if cfg.model == "cyclegan":
         from cyclegan.trainer import CycleGANTrainer

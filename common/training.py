@@ -133,8 +133,9 @@ def resolve_resume(resume: str | None, out_root: str | Path, name: str) -> Path 
     return path
 
 
-def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo, model: str) -> RunContext:
+def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo) -> RunContext:
     """Create or reopen the run folder, load the resume checkpoint, write ``config.yaml`` beside results."""
+    model = cfg.model
     target = resolve_resume(resume, out_root, cfg.name)
     ckpt, ckpt_path = None, None
     if target is not None:
@@ -213,8 +214,6 @@ class TrainerBase:
     """Runtime + checkpoint plumbing shared by the trainers (device, torchrun ranks, seeding, full-state
     save/restore). Subclasses fill ``nets``, ``optimizers``, ``schedulers``, ``pools`` and ``counters``."""
 
-    model_name = ""
-
     def _setup_runtime(self, cfg: Any, device: str | None) -> None:
         from common.device import resolve_device
         from common.distributed import init_distributed
@@ -279,7 +278,7 @@ class TrainerBase:
         rng = self._gather(capture_rng_state())
         pools = self._gather({k: p.state_dict() for k, p in self.pools.items()})
         return new_checkpoint(
-            self.model_name, to_dict(self.cfg), {k: n.state_dict() for k, n in self.nets.items()},
+            self.cfg.model, to_dict(self.cfg), {k: n.state_dict() for k, n in self.nets.items()},
             optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
             schedulers={k: s.state_dict() for k, s in self.schedulers.items()},
             pools=pools, scalers=self.precision.state_dict(), counters=dict(self.counters), rng=rng,

@@ -217,7 +217,7 @@ def convert_to_checkpoint(path: str | os.PathLike, *, unet_dropout: bool = True)
                "input_nc": arch["in_channels"], "output_nc": arch["out_channels"]}
     cfg = from_dict(CycleGANConfig, {"name": path.stem, "network": network}, source=str(path))
     name, direction = ("G_B", "BtoA") if "G_B" in path.name else ("G_A", "AtoB")
-    ckpt = new_checkpoint("cyclegan", to_dict(cfg), {name: sd}, kind="inference",
+    ckpt = new_checkpoint(cfg.model, to_dict(cfg), {name: sd}, kind="inference",
                           extra={"imported_from": str(path)})
     summary = (f"CycleGAN {arch['arch']} ngf={arch['ngf']} norm={arch['norm']} dropout={arch['dropout']} "
                f"channels {arch['in_channels']}->{arch['out_channels']}, stored as {name} "

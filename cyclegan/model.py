@@ -32,6 +32,21 @@ def build_networks(cfg: CycleGANConfig) -> dict[str, nn.Module]:
     }
 
 
+def _checkpoint_config(ckpt: dict, source: str) -> CycleGANConfig:
+    return from_dict(CycleGANConfig, ckpt["config"], source=f"{source} (embedded config)")
+
+
+def _load_generator(cfg: CycleGANConfig, name: str, state: dict, source: str) -> nn.Module:
+    net = cfg.network
+    in_ch, out_ch = (net.input_nc, net.output_nc) if name == "G_A" else (net.output_nc, net.input_nc)
+    generator = build_generator(net, in_ch, out_ch)
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as err:
+        raise UserError(f"{source}: {name} weights do not match its config ({str(err).splitlines()[0]})") from None
+    return generator.eval()
+
+
 def generator_from_checkpoint(ckpt: dict, direction: str, source: str) -> nn.Module:
     """The generator for ``AtoB``/``BtoA`` from a CycleGAN training or inference checkpoint, in eval mode."""
     if direction not in DIRECTIONS:
@@ -42,15 +57,17 @@ def generator_from_checkpoint(ckpt: dict, direction: str, source: str) -> nn.Mod
         raise UserError(
             f"{source}: holds no {name} generator for direction {direction} (it has: {', '.join(nets) or 'none'})"
         )
-    cfg = from_dict(CycleGANConfig, ckpt["config"], source=f"{source} (embedded config)")
-    net = cfg.network
-    in_ch, out_ch = (net.input_nc, net.output_nc) if name == "G_A" else (net.output_nc, net.input_nc)
-    generator = build_generator(net, in_ch, out_ch)
-    try:
-        generator.load_state_dict(nets[name])
-    except RuntimeError as err:
-        raise UserError(f"{source}: {name} weights do not match its config ({str(err).splitlines()[0]})") from None
-    return generator.eval()
+    return _load_generator(_checkpoint_config(ckpt, source), name, nets[name], source)
+
+
+def generators_from_checkpoint(ckpt: dict, source: str) -> tuple[CycleGANConfig, dict[str, nn.Module]]:
+    """The config and every generator a checkpoint holds (``G_A`` and/or ``G_B``), in eval mode."""
+    cfg = _checkpoint_config(ckpt, source)
+    nets = {name: _load_generator(cfg, name, state, source)
+            for name, state in ckpt.get("nets", {}).items() if name in DIRECTIONS.values()}
+    if not nets:
+        raise UserError(f"{source}: holds no CycleGAN generator (expected G_A and/or G_B)")
+    return cfg, nets
 
 
 def required_multiple(netG: str) -> int:

@@ -34,8 +34,6 @@ from cyclegan.model import build_networks
 class CycleGANTrainer(TrainerBase):
     """Holds the networks, optimizers and pools of one run; :meth:`fit` trains to the configured end."""
 
-    model_name = "cyclegan"
-
     def __init__(self, cfg: CycleGANConfig, out_root: str | Path = "runs", resume: str | None = None,
                  device: str | None = None):
         self.cfg = cfg
@@ -70,7 +68,7 @@ class CycleGANTrainer(TrainerBase):
         self.total_epochs = o.n_epochs + o.n_epochs_decay
         self.counters = {"epoch": 0, "epoch_step": 0, "global_step": 0, "images_seen": 0}
 
-        self.ctx = open_run(cfg, out_root, resume, self.dist, model="cyclegan")
+        self.ctx = open_run(cfg, out_root, resume, self.dist)
         self.run_dir = self.ctx.run_dir
         if self.ctx.resume_from is not None:
             self.load_state(self.ctx.resume_from)

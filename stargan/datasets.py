@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from common.data.images import find_images, load_rgb
 from common.errors import UserError
-from stargan.labels import Group, LabelSchema, Loss
+from common.labels.schema import Group, LabelSchema, Loss
 
 Mode = Literal["train", "test"]
 MODES = ("train", "test")

@@ -179,9 +179,9 @@ def convert_to_checkpoint(g_path: str | os.PathLike, attrs: str | None = None, e
     """
     from common.checkpoint import new_checkpoint
     from common.config import from_dict, to_dict
+    from common.labels.schema import LabelSchema
+    from common.labels.space import LabelSpace
     from stargan.config import StarGANConfig
-    from stargan.labels import LabelSchema
-    from stargan.model import LabelSpace
 
     loaded = load_official_stargan(g_path)
     g_sd, g_arch = loaded["G"]
@@ -246,7 +246,7 @@ def convert_to_checkpoint(g_path: str | os.PathLike, attrs: str | None = None, e
     nets = {"G": g_sd}
     if d_part:
         nets["D"] = d_part[0]
-    ckpt = new_checkpoint("stargan", to_dict(cfg), nets, kind="inference",
+    ckpt = new_checkpoint(cfg.model, to_dict(cfg), nets, kind="inference",
                           extra={"labels": labels.to_dict(), "imported_from": where})
     summary = (f"StarGAN conv_dim={g_arch['conv_dim']} labels={label_dim}"
                + (f" mask={len(sizes)} datasets {dict(zip(ds_names, sizes))}" if len(sizes) > 1 else "")

@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from common.layers.conv import Conv2d
 from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
+# G halves the resolution twice and doubles it back: input sides must be multiples of this.
+DOWNSAMPLING = 4
+
 
 def _instance_norm(channels: int) -> nn.InstanceNorm2d:
     # No running stats on purpose: the official nets carry them but never switch to eval(), so every output

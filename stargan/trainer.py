@@ -22,6 +22,8 @@ import torch
 
 from common.distributed import allreduce_gradients
 from common.errors import UserError
+from common.labels.space import LabelSpace
+from common.labels.targets import random_targets, shuffle_targets
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.training import (
     Precision,
@@ -35,15 +37,12 @@ from common.training import (
 )
 from stargan.config import StarGANConfig
 from stargan.data import BatchStream, build_dataset, stream_loader
-from stargan.labels import random_targets, shuffle_targets
-from stargan.model import LabelSpace, build_networks
+from stargan.model import build_networks
 
 GRID_IMAGES = 4
 
 
 class StarGANTrainer(TrainerBase):
-    model_name = "stargan"
-
     def __init__(self, cfg: StarGANConfig, out_root: str | Path = "runs", resume: str | None = None,
                  device: str | None = None):
         self.cfg = cfg
@@ -65,7 +64,7 @@ class StarGANTrainer(TrainerBase):
         self.precision = Precision(cfg.run.precision, self.device, ("G", "D"))
         self.target_gen = torch.Generator().manual_seed(cfg.seed * 31 + 7 + self.dist.rank)
         self.counters = {"global_step": 0, "images_seen": 0, "batches": [0] * len(self.datasets)}
-        self.ctx = open_run(cfg, out_root, resume, self.dist, model="stargan")
+        self.ctx = open_run(cfg, out_root, resume, self.dist)
         self.run_dir = self.ctx.run_dir
         if self.ctx.resume_from is not None:
             saved = self.ctx.resume_from.get("extra", {}).get("labels")

@@ -1,14 +1,105 @@
 """StarGAN inference: target labels from names, raw vectors or the official test grid; continuous strength."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from common.errors import UserError
-from stargan.labels import apply_strength, parse_target, parse_target_vector
-from stargan.model import LabelSpace
+from common.labels.groups import logits_to_labels
+from common.labels.schema import LabelSchema, check_width
+from common.labels.space import LabelSpace, MultiSchema
+from common.labels.targets import apply_strength
+
+
+def parse_target(schema: LabelSchema, text: str, base: Tensor) -> Tensor:
+    """Apply an edit spec like ``"Blond_Hair=1,Male=0"`` to ``base`` (shape ``(dim,)`` or ``(..., dim)``).
+
+    * Binary attributes take 0 or 1.
+    * Setting an exclusive member to 1 clears the other members of its group.
+    * Setting an exclusive member to 0 is only accepted when another member of the same group is set to 1 in
+      the same spec (then it is redundant); on its own it would leave the group with no member set or with a
+      member whose choice we would have to guess.
+    * Each attribute may appear once; at most one member per exclusive group may be set to 1.
+    * Groups the spec does not mention keep their values from ``base``.
+
+    Bad specs raise :class:`UserError` naming the offending part and the valid names.
+    """
+    check_width(schema, base, "base label")
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"empty target spec; expected e.g. '{schema.names[0]}=1'; valid attributes: "
+                        f"{', '.join(schema.names)}")
+    assigned: dict[str, int] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if part.count("=") != 1:
+            raise UserError(f"target spec {text!r}: {part!r} is not of the form name=0 or name=1")
+        name, value = (s.strip() for s in part.split("="))
+        if name not in schema.names:
+            raise UserError(
+                f"target spec {text!r}: unknown attribute {name!r}; valid attributes: {', '.join(schema.names)}"
+            )
+        if value not in ("0", "1"):
+            raise UserError(f"target spec {text!r}: value for {name!r} must be 0 or 1, got {value!r}")
+        if name in assigned:
+            raise UserError(f"target spec {text!r}: attribute {name!r} is given more than once")
+        assigned[name] = int(value)
+
+    out = base.detach().clone().float()
+    for g, start, stop in schema.spans():
+        given = {n: assigned[n] for n in g.names if n in assigned}
+        if not given:
+            continue
+        if g.kind == "binary":
+            out[..., start] = float(given[g.names[0]])
+            continue
+        ones = [n for n, v in given.items() if v == 1]
+        if len(ones) > 1:
+            raise UserError(
+                f"target spec {text!r}: {', '.join(ones)} are exclusive (group {g.name!r}); set only one to 1"
+            )
+        if not ones:
+            zeros = ", ".join(given)
+            raise UserError(
+                f"target spec {text!r}: {zeros} belong to the exclusive group {g.name!r}; setting a member "
+                f"to 0 needs another member set to 1 (one of {', '.join(g.names)})"
+            )
+        out[..., start:stop] = 0.0
+        out[..., start + g.names.index(ones[0])] = 1.0
+    return out
+
+
+def parse_target_vector(schema_or_dim: LabelSchema | MultiSchema | int, text: str) -> Tensor:
+    """Parse a raw label vector ``"0,1,0,1,0"`` (float values allowed, for continuous editing).
+
+    The expected length is ``schema.dim`` (for a :class:`MultiSchema`, the full G input width including the
+    mask) or the given int. Wrong length or non-numeric values raise :class:`UserError` stating what was
+    expected.
+    """
+    if isinstance(schema_or_dim, int):
+        dim, names = schema_or_dim, None
+    else:
+        dim = schema_or_dim.dim
+        names = schema_or_dim.names if isinstance(schema_or_dim, LabelSchema) else None
+    expected = f"{dim} comma-separated values" + (f" ({', '.join(names)})" if names else "")
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"empty target vector; expected {expected}")
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != dim:
+        raise UserError(f"target vector {text!r} has {len(parts)} values; expected {expected}")
+    values = []
+    for i, p in enumerate(parts):
+        try:
+            v = float(p)
+        except ValueError:
+            raise UserError(f"target vector {text!r}: value {i + 1} ({p!r}) is not a number") from None
+        if not math.isfinite(v):
+            raise UserError(f"target vector {text!r}: value {i + 1} ({p!r}) is not finite")
+        values.append(v)
+    return torch.tensor(values, dtype=torch.float32)
 
 
 @dataclass
@@ -41,14 +132,7 @@ def predict_labels(D: torch.nn.Module | None, x: torch.Tensor, labels: LabelSpac
     resized = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
                             antialias=True)
     logits = labels.block(dataset, D(resized)[1])
-    out = torch.zeros_like(logits)
-    for kind, start, stop in schema.slices():
-        if kind == "binary":
-            out[:, start:stop] = (logits[:, start:stop] > 0).float()
-        else:
-            idx = logits[:, start:stop].argmax(dim=1)
-            out[torch.arange(len(idx)), start + idx] = 1.0
-    return out
+    return logits_to_labels(logits, schema.slices())
 
 
 def make_translator(nets: dict, labels: LabelSpace, spec: TargetSpec, image_size: int):

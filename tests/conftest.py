@@ -46,7 +46,7 @@ def unpaired_root(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory) -> Path:
     """A 40-image 32x32 shapes dataset (``stargan make-dataset shapes`` layout), shared read-only."""
-    from stargan.shapes import make_dataset
+    from common.data.shapes import make_dataset
 
     root = tmp_path_factory.mktemp("shapes")
     make_dataset(root, n=40, size=32, seed=0)

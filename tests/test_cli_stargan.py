@@ -64,7 +64,8 @@ def test_train_resume_exact_and_translate(tmp_path, shapes):
         (["--target-vector", "0,1"], "expected 5"),
         ([], "exactly one of --target"),
         (["--target", "Blue=1", "--all-targets"], "exactly one of --target"),
-        (["--direction", "BtoA", "--target", "Nope=1"], "Nope"),
+        (["--target", "Nope=1"], "Nope"),
+        (["--direction", "BtoA", "--target", "Blue=1"], "--direction does not apply"),
     ]:
         result = CliRunner().invoke(cli, ["translate", "--checkpoint", str(ckpt), "--input", str(image),
                                           "--output", str(out / "err"), *args])

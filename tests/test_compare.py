@@ -14,7 +14,7 @@ from common.networks.factory import count_parameters
 from cyclegan.config import CycleGANConfig
 from cyclegan.model import build_networks
 from stargan.cli import cli
-from stargan.compare import _cyclegan_schedule
+from stargan.compare.core import _cyclegan_schedule
 from stargan.model import networks_from_checkpoint
 
 DOMAINS = ["Red", "Green", "Blue"]
@@ -191,8 +191,8 @@ def test_cyclegan_schedule_rounds_to_whole_epochs():
 def test_imagefolder_data_is_cropped_resized_and_split_per_domain(tmp_path):
     from PIL import Image
 
-    from stargan.compare import prepare_data
-    from stargan.compare_config import load_compare_config
+    from stargan.compare.config import load_compare_config
+    from stargan.compare.core import prepare_data
 
     for seed, domain in enumerate(("happy", "sad", "angry")):
         make_image_folder(tmp_path / "rafd" / domain, 10, size=(40, 30), seed=seed)
@@ -224,9 +224,9 @@ def test_imagefolder_data_is_cropped_resized_and_split_per_domain(tmp_path):
 
 
 def test_celeba_data_keeps_images_of_exactly_one_domain(tmp_path):
-    from stargan.compare import prepare_data
-    from stargan.compare_config import load_compare_config
-    from stargan.shapes import make_dataset
+    from common.data.shapes import make_dataset
+    from stargan.compare.config import load_compare_config
+    from stargan.compare.core import prepare_data
 
     shapes = tmp_path / "celeba"
     make_dataset(shapes, n=40, size=16, seed=1)
@@ -246,8 +246,8 @@ def test_celeba_data_keeps_images_of_exactly_one_domain(tmp_path):
 
 @pytest.mark.parametrize("name, k, steps", [("shapes", 4, 1000), ("rafd", 8, 54000)])
 def test_shipped_configs_plan(tmp_path, name, k, steps):
-    from stargan.compare import build_plan
-    from stargan.compare_config import load_compare_config
+    from stargan.compare.config import load_compare_config
+    from stargan.compare.core import build_plan
 
     path = Path(__file__).resolve().parent.parent / "configs" / "compare" / f"{name}.yaml"
     cfg = load_compare_config(path)

@@ -7,7 +7,7 @@ import yaml
 from common.config import apply_overrides, dump_yaml, from_dict, load_config, parse_override, to_dict
 from common.errors import UserError
 from cyclegan.config import CycleGANConfig
-from stargan.cli import _registry
+from stargan.families import config_classes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -19,7 +19,7 @@ def write(tmp_path, data, name="c.yaml"):
 
 
 def test_horse2zebra_reproduces_official_defaults():
-    cfg = load_config(CONFIGS / "cyclegan" / "horse2zebra.yaml", [], _registry())
+    cfg = load_config(CONFIGS / "cyclegan" / "horse2zebra.yaml", [], config_classes())
     assert isinstance(cfg, CycleGANConfig)
     assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.batch_size) == (286, 256, 1)
     assert cfg.data.preprocess == "resize_and_crop" and cfg.data.flip
@@ -40,13 +40,13 @@ def test_every_shipped_config_loads():
     for path in files:
         if path.parent.name == "compare":
             continue
-        load_config(path, [], _registry())
+        load_config(path, [], config_classes())
 
 
 def test_unknown_key_lists_valid_keys(tmp_path):
     path = write(tmp_path, {"model": "cyclegan", "optim": {"lrr": 0.1}})
     with pytest.raises(UserError) as err:
-        load_config(path, [], _registry())
+        load_config(path, [], config_classes())
     msg = str(err.value)
     assert str(path) in msg and "optim.lrr" in msg and "lr_policy" in msg and "\n" not in msg
 
@@ -54,48 +54,48 @@ def test_unknown_key_lists_valid_keys(tmp_path):
 def test_bad_choice_lists_valid_values(tmp_path):
     path = write(tmp_path, {"model": "cyclegan", "network": {"netG": "resnet_12"}})
     with pytest.raises(UserError, match=r"network\.netG.*'resnet_9blocks'.*'unet_256'"):
-        load_config(path, [], _registry())
+        load_config(path, [], config_classes())
 
 
 def test_bad_model_family(tmp_path):
     path = write(tmp_path, {"model": "pix2pixhd"})
     with pytest.raises(UserError, match="key 'model' must be one of 'cyclegan'"):
-        load_config(path, [], _registry())
+        load_config(path, [], config_classes())
 
 
 def test_wrong_types_are_rejected(tmp_path):
     for bad in ({"seed": "zero"}, {"data": {"batch_size": 1.5}}, {"data": {"flip": "yes"}}, {"data": 3}):
         path = write(tmp_path, {"model": "cyclegan", **bad})
         with pytest.raises(UserError):
-            load_config(path, [], _registry())
+            load_config(path, [], config_classes())
 
 
 def test_cross_field_validation(tmp_path):
     path = write(tmp_path, {"model": "cyclegan", "data": {"load_size": 100, "crop_size": 128}})
     with pytest.raises(UserError, match="crop_size"):
-        load_config(path, [], _registry())
+        load_config(path, [], config_classes())
 
 
 def test_overrides_apply_and_parse_types(tmp_path):
     path = write(tmp_path, {"model": "cyclegan"})
-    cfg = load_config(path, ["optim.lr=1e-4", "data.flip=false", "network.ngf=32", "name=x"], _registry())
+    cfg = load_config(path, ["optim.lr=1e-4", "data.flip=false", "network.ngf=32", "name=x"], config_classes())
     assert cfg.optim.lr == pytest.approx(1e-4) and cfg.data.flip is False and cfg.network.ngf == 32
     assert cfg.name == "x"
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_override("optim.lr")
     with pytest.raises(UserError, match="unknown key 'optim.nope'"):
-        load_config(path, ["optim.nope=1"], _registry())
+        load_config(path, ["optim.nope=1"], config_classes())
     with pytest.raises(UserError, match="is not a section"):
         apply_overrides({"seed": 1}, ["seed.x=1"])
 
 
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(UserError, match="config file not found"):
-        load_config(tmp_path / "nope.yaml", [], _registry())
+        load_config(tmp_path / "nope.yaml", [], config_classes())
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [cyclegan\n")
     with pytest.raises(UserError, match="not valid YAML"):
-        load_config(bad, [], _registry())
+        load_config(bad, [], config_classes())
 
 
 def test_dump_round_trip():

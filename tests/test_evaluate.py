@@ -9,15 +9,17 @@ from PIL import Image
 
 from common.checkpoint import atomic_save, new_checkpoint
 from common.config import from_dict, to_dict
+from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
+from common.labels.schema import LabelSchema
+from common.labels.space import LabelSpace
+from common.labels.targets import single_changes
 from common.metrics import AttributeClassifier, save_classifier
-from stargan.commands_eval import evaluate as evaluate_cmd
-from stargan.commands_eval import make_dataset as make_dataset_cmd
-from stargan.commands_eval import train_classifier as train_classifier_cmd
+from stargan.cli.eval_commands import evaluate as evaluate_cmd
+from stargan.cli.eval_commands import make_dataset as make_dataset_cmd
+from stargan.cli.eval_commands import train_classifier as train_classifier_cmd
 from stargan.config import StarGANConfig
-from stargan.evaluate import evaluate, evaluate_generator, format_table, load_image
-from stargan.labels import LabelSchema, single_changes
-from stargan.model import LabelSpace, build_networks
-from stargan.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
+from stargan.evaluation.evaluate import evaluate, evaluate_generator, format_table, load_image
+from stargan.model import build_networks
 
 COLOURS = SHAPES_EXCLUSIVE[0]
 SCHEMA = LabelSchema.from_attrs(SHAPES_ATTRS, SHAPES_EXCLUSIVE, "bce")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from stargan import demo
-from stargan.demo import run_demo
+from stargan.cli import demo
+from stargan.cli.demo import run_demo
 
 
 @pytest.mark.slow

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.errors import UserError
-from stargan import shapes
-from stargan.shapes import (
+from common.data import shapes
+from common.data.shapes import (
     SHAPES_ATTRS,
     SHAPES_EXCLUSIVE,
     ShapesParams,
@@ -23,6 +22,7 @@ from stargan.shapes import (
     sample_params,
     write_cyclegan_view,
 )
+from common.errors import UserError
 
 N, SIZE = 60, 32
 COLOURS = SHAPES_EXCLUSIVE[0]

@@ -1,9 +1,9 @@
 """LabelSpace: single vs mask-vector label layouts, loss slicing, cls masks, grid targets."""
 import torch
 
+from common.labels.schema import LabelSchema
+from common.labels.space import LabelSpace
 from common.losses import grouped_cls_loss
-from stargan.labels import LabelSchema
-from stargan.model import LabelSpace
 
 CELEBA = LabelSchema.from_attrs(["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"],
                                 [["Black_Hair", "Blond_Hair", "Brown_Hair"]])

@@ -7,16 +7,16 @@ import torch
 from conftest import shapes_overrides
 
 from common.config import load_config
+from common.labels.targets import shuffle_targets
 from common.losses import gradient_penalty, grouped_cls_loss
-from stargan.cli import _registry
-from stargan.labels import shuffle_targets
+from stargan.families import config_classes
 from stargan.trainer import StarGANTrainer
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "stargan" / "tiny.yaml"
 
 
 def make_trainer(shapes, out):
-    cfg = load_config(TINY, [*shapes_overrides(shapes), "run.device=cpu"], _registry())
+    cfg = load_config(TINY, [*shapes_overrides(shapes), "run.device=cpu"], config_classes())
     return StarGANTrainer(cfg, out_root=out)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from common.errors import UserError
-from stargan.cli_common import DEVICE_HELP, user_errors
+from stargan.cli.common import DEVICE_HELP, user_errors
 
 
 def _names(text: str, option: str) -> list[str]:
@@ -39,7 +39,7 @@ def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fracti
     The folder is CelebA-format (images/, list_attr_celeba.txt, list_eval_partition.txt) plus attributes.json
     and counterfactuals/ for the test images, so `train`, `train-classifier` and `evaluate` read it directly.
     """
-    from stargan.shapes import make_dataset as make_shapes
+    from common.data.shapes import make_dataset as make_shapes
 
     pairs = []
     for v in views:
@@ -87,7 +87,7 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
     The split is list_eval_partition.txt when present, else a seeded 10% test split. Prints the accuracy on
     the test split per attribute and saves the classifier for `evaluate --classifier`.
     """
-    from stargan.classify import train_attribute_classifier
+    from stargan.evaluation.classify import train_attribute_classifier
 
     names = _names(attrs, "--attrs") if attrs is not None else None
     groups = [_names(g, "--exclusive") for g in exclusive]
@@ -120,8 +120,8 @@ def evaluate(checkpoint: Path, data_dir: Path, classifier: Path | None, out_dir:
              dataset: str | None) -> None:
     """Score a StarGAN model on a test split: target/preservation accuracy with an attribute classifier (the
     paper's protocol), error against ground-truth counterfactuals, cycle reconstruction, FID/KID."""
-    from stargan.evaluate import evaluate as run_evaluation
-    from stargan.evaluate import format_table
+    from stargan.evaluation.evaluate import evaluate as run_evaluation
+    from stargan.evaluation.evaluate import format_table
 
     metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier, fid_weights=fid_weights,
                              device=device, batch_size=batch_size, max_images=max_images, dataset=dataset)

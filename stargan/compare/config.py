@@ -72,7 +72,7 @@ class CompareData:
             raise UserError(f"{where}: key 'data.test_fraction' must be strictly between 0 and 1, "
                             f"got {self.test_fraction}")
         if self.kind == "shapes":
-            from stargan.shapes import SHAPES_EXCLUSIVE
+            from common.data.shapes import SHAPES_EXCLUSIVE
 
             colours = SHAPES_EXCLUSIVE[0]
             unknown = [d for d in self.domains if d not in colours]

@@ -37,8 +37,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
+from common.labels.schema import LabelSchema
+from common.labels.targets import single_changes
 from common.metrics.image_error import RunningMean, l1_error, psnr
-from stargan.labels import LabelSchema, single_changes
 
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.png"
@@ -468,7 +469,7 @@ def _classifier_fn(path: str | os.PathLike, schema: LabelSchema, image_size: int
 def _counterfactual_index(data_dir: Path, schema: LabelSchema) -> dict[str, dict[str, Path]] | None:
     if not (data_dir / COUNTERFACTUAL_INDEX).is_file():
         return None
-    from stargan.shapes import load_counterfactuals
+    from common.data.shapes import load_counterfactuals
 
     items = load_counterfactuals(data_dir)["items"]
     wanted = set(schema.names)

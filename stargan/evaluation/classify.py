@@ -28,10 +28,10 @@ def train_attribute_classifier(data_dir: str | Path, out_path: str | Path, names
     from torch.utils.data import DataLoader
 
     from common.device import resolve_device
+    from common.labels.schema import LabelSchema
     from common.metrics import attribute_accuracy, predict, save_classifier
     from common.metrics import train_classifier as fit
     from stargan.datasets import CelebADataset, read_celeba_attrs
-    from stargan.labels import LabelSchema
 
     t0 = time.perf_counter()
     data_dir, out_path = Path(data_dir), Path(out_path)
@@ -40,7 +40,7 @@ def train_attribute_classifier(data_dir: str | Path, out_path: str | Path, names
     if not data_dir.is_dir():
         raise UserError(f"--data {data_dir}: data folder not found")
     if (data_dir / "attributes.json").is_file():
-        from stargan.shapes import load_schema
+        from common.data.shapes import load_schema
 
         known = load_schema(data_dir)
         if names is None:

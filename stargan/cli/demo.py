@@ -53,11 +53,11 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     ``n_images`` / ``iterations`` shrink the demo (tests); the LR still decays over the last third."""
     import json
 
+    from common.data.shapes import load_schema, make_dataset
     from common.device import resolve_device
-    from stargan.classify import train_attribute_classifier
     from stargan.config import StarGANConfig
-    from stargan.evaluate import evaluate, format_table
-    from stargan.shapes import load_schema, make_dataset
+    from stargan.evaluation.classify import train_attribute_classifier
+    from stargan.evaluation.evaluate import evaluate, format_table
     from stargan.trainer import train
 
     t0 = time.perf_counter()

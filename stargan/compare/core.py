@@ -34,8 +34,8 @@ from typing import Any, Sequence
 import click
 
 from common.errors import UserError
-from stargan.cli_common import DEVICE_HELP, user_errors
-from stargan.compare_config import CompareConfig, load_compare_config
+from stargan.cli.common import DEVICE_HELP, user_errors
+from stargan.compare.config import CompareConfig, load_compare_config
 
 DATA_DIR = "data"
 DOMAINS_DIR = "domains"
@@ -235,7 +235,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _ensure_shapes(cfg: CompareConfig, data_dir: Path, echo: Echo) -> None:
-    from stargan.shapes import make_dataset
+    from common.data.shapes import make_dataset
 
     d = cfg.data
     want = {"n": d.n, "size": d.size, "seed": d.seed, "test_fraction": d.test_fraction}
@@ -310,7 +310,7 @@ def _write_resized(jobs: Sequence[tuple[Path, Path]], size: int, crop: int | Non
     from concurrent.futures import ThreadPoolExecutor
 
     from common.inference import tensor_to_image
-    from stargan.evaluate import load_image
+    from stargan.evaluation.evaluate import load_image
 
     def one(job: tuple[Path, Path]) -> None:
         # The StarGAN test transform, so these files equal what StarGAN's own loader would make of the source.
@@ -400,7 +400,7 @@ class _DomainImages:
     def __getitem__(self, i: int):
         import torch
 
-        from stargan.evaluate import load_image
+        from stargan.evaluation.evaluate import load_image
 
         label = torch.zeros(self.k)
         label[self.labels[i]] = 1.0
@@ -617,7 +617,7 @@ def probe_seconds_per_step(cfg: CompareConfig, source: str, out: Path, device: s
 def _load_images(files: Sequence[Path], size: int):
     import torch
 
-    from stargan.evaluate import load_image
+    from stargan.evaluation.evaluate import load_image
 
     return torch.stack([load_image(f, size, None) for f in files])
 
@@ -710,7 +710,7 @@ def evaluate_all(cfg: CompareConfig, out: Path, manifest: dict, plans: Sequence[
         predict,
         resolve_fid_weights,
     )
-    from stargan.evaluate import load_image
+    from stargan.evaluation.evaluate import load_image
 
     dev = resolve_device(device)
     domains = list(cfg.data.domains)
@@ -728,7 +728,7 @@ def evaluate_all(cfg: CompareConfig, out: Path, manifest: dict, plans: Sequence[
     # Ground-truth counterfactuals (shapes): test stem -> target domain -> image path.
     truth_paths: dict[str, dict[str, Path]] = {}
     if manifest.get("counterfactuals"):
-        from stargan.shapes import load_counterfactuals
+        from common.data.shapes import load_counterfactuals
 
         items = load_counterfactuals(manifest["counterfactuals"])["items"]
         truth_paths = {stem: {a: t["path"] for a, t in entry["targets"].items()} for stem, entry in items.items()}

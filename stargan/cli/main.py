@@ -9,22 +9,18 @@ from pathlib import Path
 
 import click
 
-from common.errors import UserError
+from common.checkpoint import atomic_save, load_checkpoint
+from common.config import dump_yaml, load_config
+from common.device import resolve_device
+from common.family import check_options
+from common.inference import collect_inputs, translate_paths
+from common.training import resolve_resume
 from common.version import __version__
-from stargan.cli_common import DEVICE_HELP, user_errors
-
-
-def _registry() -> dict:
-    from cyclegan.config import CycleGANConfig
-
-    registry = {"cyclegan": CycleGANConfig}
-    try:
-        from stargan.config import StarGANConfig
-    except ImportError:  # pragma: no cover - during bootstrap only
-        pass
-    else:
-        registry["stargan"] = StarGANConfig
-    return registry
+from stargan.cli.common import DEVICE_HELP, user_errors
+from stargan.cli.demo import run_demo
+from stargan.cli.eval_commands import evaluate, make_dataset, train_classifier
+from stargan.compare.cli import compare
+from stargan.families import config_classes, family_of_checkpoint, family_of_config, family_of_official
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,26 +47,19 @@ def cli() -> None:
 @user_errors
 def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | None, device: str | None,
           dry_run: bool) -> None:
-    """Train the model a CONFIG (YAML) describes; its `model` key picks cyclegan or stargan."""
-    from common.config import dump_yaml, load_config
-    from common.device import resolve_device
-    from common.training import resolve_resume
-
+    """Train the model a CONFIG (YAML) describes; its `model` key picks the model family."""
     if device is not None:
         overrides = overrides + (f"run.device={device}",)
-    cfg = load_config(config, overrides, _registry())
+    cfg = load_config(config, overrides, config_classes())
+    family = family_of_config(cfg)
     resolve_device(cfg.run.device)  # fail on a missing GPU before anything is written
     if dry_run:
         click.echo(dump_yaml(cfg), nl=False)
         target = resolve_resume(resume, out, cfg.name)
         where = f"resume {target}" if target else f"a new numbered folder under {out}/ named *-{cfg.name}"
-        click.echo(f"# dry run: would train {cfg.model} into {where}")
+        click.echo(f"# dry run: would train {family.title} into {where}")
         return
-    if cfg.model == "cyclegan":
-        from cyclegan.trainer import train as run_training
-    else:
-        from stargan.trainer import train as run_training
-    run_dir = run_training(cfg, out_root=out, resume=resume)
+    run_dir = family.train(cfg, out_root=out, resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     click.echo(f"run folder: {run_dir}")
@@ -85,8 +74,8 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
               help="An image file or a folder (searched recursively).")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the results: one PNG per input, same stem (and sub-folders).")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True,
-              help="CycleGAN: which generator to apply.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN: which generator to apply  [default: AtoB].")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
               help="Images per forward pass (images of equal size are batched together).")
 @click.option("--target", default=None, metavar="SPEC",
@@ -97,14 +86,14 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
               help="StarGAN: the raw label vector, full length (mask vector included for multi-dataset models).")
 @click.option("--all-targets", is_flag=True,
               help="StarGAN: the official test grid: input, then one column per single-attribute change.")
-@click.option("--strength", default=1.0, show_default=True, type=float,
-              help="StarGAN: scale the label change (0 = input labels, 1 = target, >1 exaggerates).")
+@click.option("--strength", default=None, type=float,
+              help="StarGAN: scale the label change (0 = input labels, 1 = target, >1 exaggerates)  [default: 1].")
 @click.option("--dataset", "dataset_name", default=None,
               help="StarGAN multi-dataset models: whose labels --target/--all-targets refer to.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
-def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: str, batch_size: int,
-              target: str | None, target_vector: str | None, all_targets: bool, strength: float,
+def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: str | None, batch_size: int,
+              target: str | None, target_vector: str | None, all_targets: bool, strength: float | None,
               dataset_name: str | None, device: str) -> None:
     """Translate images with a trained generator, at their own resolution, one PNG per input.
 
@@ -112,33 +101,15 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: s
     are reflect-padded on the bottom/right and the output cropped back, so every output PNG has its input's
     size (the --all-targets grid is as wide as the input times the number of columns).
     """
-    from common.checkpoint import load_checkpoint
-    from common.device import resolve_device
-    from common.inference import collect_inputs, translate_paths
-
     dev = resolve_device(device)
     paths, root = collect_inputs(input_path)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    stargan_opts = target is not None or target_vector is not None or all_targets or dataset_name is not None
-    if ckpt.get("model") == "cyclegan" and stargan_opts:
-        raise UserError(f"{checkpoint}: is a CycleGAN checkpoint; --target/--target-vector/--all-targets/"
-                        "--dataset apply to StarGAN models (use --direction)")
-    if ckpt.get("model") == "cyclegan":
-        from cyclegan.model import generator_from_checkpoint, required_multiple
-
-        generator = generator_from_checkpoint(ckpt, direction, str(checkpoint)).to(dev)
-        multiple = required_multiple(ckpt["config"]["network"]["netG"])
-        written = translate_paths(paths, root, output_dir, lambda x, _: generator(x), multiple, batch_size, dev)
-    else:
-        from stargan.model import networks_from_checkpoint
-        from stargan.translate import TargetSpec, make_translator
-
-        spec = TargetSpec(target, target_vector, all_targets, strength, dataset_name)
-        spec.validate()
-        nets, labels = networks_from_checkpoint(ckpt, str(checkpoint))
-        nets = {k: n.to(dev) for k, n in nets.items()}
-        fn = make_translator(nets, labels, spec, ckpt["config"]["data"]["image_size"])
-        written = translate_paths(paths, root, output_dir, fn, 4, batch_size, dev)
+    family = family_of_checkpoint(ckpt, str(checkpoint))
+    options = {"direction": direction, "target": target, "target_vector": target_vector,
+               "all_targets": all_targets, "strength": strength, "dataset": dataset_name}
+    check_options(family, options, family.translate_options, str(checkpoint))
+    translator = family.translator(ckpt, str(checkpoint), options, dev)
+    written = translate_paths(paths, root, output_dir, translator.fn, translator.multiple, batch_size, dev)
     click.echo(f"wrote {len(written)} image(s) to {output_dir}")
 
 
@@ -151,14 +122,14 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: s
                    "Black_Hair,Blond_Hair,Brown_Hair,Male,Young. Default: attr_0, attr_1, ...")
 @click.option("--exclusive", multiple=True, metavar="NAMES",
               help="StarGAN: comma-separated members of an exclusive group (repeatable), e.g. the hair colours.")
-@click.option("--datasets", "dataset_sizes", default=None, metavar="N1,N2,...",
+@click.option("--datasets", "datasets", default=None, metavar="N1,N2,...",
               help="StarGAN mask-vector models: label block sizes per dataset, e.g. 5,8 for CelebA+RaFD "
                    "(inferred from G and D when -D.ckpt is beside the G file and there are 2 datasets).")
 @click.option("--dataset-names", default=None, metavar="NAMES",
               help="StarGAN mask-vector models: dataset names, e.g. celeba,rafd (default dataset0, dataset1, ...).")
 @user_errors
 def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tuple[str, ...],
-                    dataset_sizes: str | None, dataset_names: str | None) -> None:
+                    datasets: str | None, dataset_names: str | None) -> None:
     """Convert a checkpoint of the official CycleGAN or StarGAN code into this library's format.
 
     CycleGAN: a generator file (latest_net_G_A.pth, released horse2zebra.pth, ...); the architecture
@@ -169,21 +140,11 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
     StarGAN: `{iter}-G.ckpt`; `{iter}-D.ckpt` beside it is imported too (it predicts the input's own labels
     for `translate --target`). Widths, label size, image size and mask length come from the tensors.
     """
-    from common.checkpoint import atomic_save, safe_torch_load
-
-    raw = safe_torch_load(path)
-    keys = [k.replace("module.", "") for k in raw] if isinstance(raw, dict) else []
-    if "main.0.weight" in keys:
-        from stargan.import_official import convert_to_checkpoint
-
-        ckpt, summary = convert_to_checkpoint(path, attrs, exclusive, dataset_sizes, dataset_names)
-    else:
-        if attrs or exclusive or dataset_sizes or dataset_names:
-            raise UserError(f"{path}: looks like a CycleGAN generator; --attrs/--exclusive/--datasets/"
-                            "--dataset-names apply to StarGAN files")
-        from cyclegan.import_official import convert_to_checkpoint
-
-        ckpt, summary = convert_to_checkpoint(path)
+    family = family_of_official(path)
+    options = {"attrs": attrs, "exclusive": exclusive or None, "datasets": datasets,
+               "dataset_names": dataset_names}
+    check_options(family, options, family.import_options, str(path))
+    ckpt, summary = family.import_official(path, options)
     atomic_save(ckpt, out_path)
     click.echo(f"{path}: {summary} -> {out_path}")
 
@@ -203,20 +164,11 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
     (checkpoints, TensorBoard), eval/metrics.json and grid.png (test inputs x target attributes), then prints
     the colour-change accuracy and the counterfactual error against the do-nothing baseline.
     """
-    from stargan.demo import run_demo
-
     run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed, echo=click.echo)
 
 
-def _register_commands() -> None:
-    from stargan.commands_eval import evaluate, make_dataset, train_classifier
-    from stargan.compare import compare
-
-    for command in (make_dataset, train_classifier, evaluate, compare):
-        cli.add_command(command)
-
-
-_register_commands()
+for _command in (make_dataset, train_classifier, evaluate, compare):
+    cli.add_command(_command)
 
 
 def main() -> None:

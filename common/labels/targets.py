@@ -1,0 +1,65 @@
+"""Targets the library invents or derives from data labels: the official test grid, random valid targets, the
+official shuffled-batch rule, and continuous strength."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from common.labels.schema import LabelSchema, check_width
+
+
+def single_changes(schema: LabelSchema, label: Tensor) -> list[tuple[str, Tensor]]:
+    """The official test grid: one ``(title, target)`` per attribute, in label order.
+
+    A binary attribute is flipped (0 -> 1, anything else -> 0); an exclusive member is set and the rest of its
+    group cleared. ``label`` is ``(dim,)`` or ``(B, dim)``; each target has the same shape.
+    """
+    check_width(schema, label, "label")
+    label = label.detach().float()
+    out = []
+    for g, start, stop in schema.spans():
+        for j, name in enumerate(g.names):
+            t = label.clone()
+            if g.kind == "binary":
+                t[..., start] = (label[..., start] == 0).float()
+            else:
+                t[..., start:stop] = 0.0
+                t[..., start + j] = 1.0
+            out.append((name, t))
+    return out
+
+
+def random_targets(
+    schema: LabelSchema,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``(batch_size, dim)`` valid targets: binary attributes uniform 0/1, exclusive groups a uniform one-hot.
+
+    Drawn on the CPU (from ``generator``, or torch's global RNG when None) so the values do not depend on
+    the device, then moved to ``device``.
+    """
+    out = torch.zeros(batch_size, schema.dim)
+    for g, start, stop in schema.spans():
+        if g.kind == "binary":
+            out[:, start] = torch.randint(0, 2, (batch_size,), generator=generator).float()
+        else:
+            idx = torch.randint(0, stop - start, (batch_size,), generator=generator)
+            out[torch.arange(batch_size), start + idx] = 1.0
+    return out.to(device) if device is not None else out
+
+
+def shuffle_targets(labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The official target rule: the batch's own label vectors in a random order.
+
+    The permutation is drawn on the CPU (as the official ``torch.randperm(batch)`` is), from ``generator`` or
+    the global RNG, so results match across devices.
+    """
+    perm = torch.randperm(labels.shape[0], generator=generator)
+    return labels[perm.to(labels.device)]
+
+
+def apply_strength(orig: Tensor, target: Tensor, strength: float | Tensor) -> Tensor:
+    """Interpolate (or extrapolate, for strength > 1) between the original and target labels."""
+    return orig + strength * (target - orig)

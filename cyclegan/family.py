@@ -1,0 +1,50 @@
+"""CycleGAN declares itself to the application: config, trainer, inference and official import."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from common.family import LoadedModel, ModelFamily, Translator
+from cyclegan.config import CycleGANConfig
+from cyclegan.import_official import convert_to_checkpoint
+from cyclegan.model import DIRECTIONS, generator_from_checkpoint, generators_from_checkpoint, required_multiple
+from cyclegan.trainer import CycleGANTrainer
+
+
+def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: torch.device) -> Translator:
+    generator = generator_from_checkpoint(ckpt, options.get("direction") or "AtoB", source).to(device)
+    return Translator(lambda x, _size: generator(x), required_multiple(ckpt["config"]["network"]["netG"]))
+
+
+def _load(ckpt: dict, source: str) -> LoadedModel:
+    cfg, nets = generators_from_checkpoint(ckpt, source)
+    return LoadedModel(nets=nets, config=cfg, image_size=cfg.data.crop_size,
+                       multiple=required_multiple(cfg.network.netG))
+
+
+def _is_official(keys: frozenset[str]) -> bool:
+    # Official ResNet generators are ``model.N...``, U-Nets ``model.model...``: an nn.Sequential called model.
+    return any(k.startswith("model.") for k in keys)
+
+
+def _import_official(path, options: Mapping[str, Any]) -> tuple[dict, str]:
+    return convert_to_checkpoint(path)
+
+
+FAMILY = ModelFamily(
+    name=CycleGANConfig.model,
+    title="CycleGAN",
+    config_class=CycleGANConfig,
+    train=CycleGANTrainer.run_to_end,
+    trainer_class=CycleGANTrainer,
+    train_image_size=lambda cfg: cfg.data.crop_size,
+    load=_load,
+    translator=_translator,
+    translate_options=("direction",),
+    is_official=_is_official,
+    import_official=_import_official,
+    official_hint="a generator state_dict such as latest_net_G_A.pth (keys 'model.1.weight' or 'model.model.0.weight')",
+    extras={"directions": tuple(DIRECTIONS)},
+)

@@ -1,0 +1,4 @@
+"""The `stargan compare` command."""
+from stargan.compare.core import compare
+
+__all__ = ["compare"]

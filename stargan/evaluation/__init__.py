@@ -1,0 +1,1 @@
+"""Evaluation tools (application layer): the attribute classifier protocol, counterfactual errors, FID/KID."""
