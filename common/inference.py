@@ -5,12 +5,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from common.data.images import find_images, is_image_file, load_rgb
+from common.data.images import find_images, is_image_file, load_rgb, save_png, to_tensor
 from common.errors import UserError
 
 
@@ -25,16 +23,6 @@ def collect_inputs(path: str | Path) -> tuple[list[Path], Path]:
     if path.is_dir():
         return find_images(path, what="input folder"), path
     raise UserError(f"--input {path}: no such file or folder")
-
-
-def image_to_tensor(img: Image.Image) -> torch.Tensor:
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
-    return arr / 127.5 - 1.0
-
-
-def tensor_to_image(t: torch.Tensor) -> Image.Image:
-    arr = ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -52,7 +40,7 @@ def batches_by_size(paths: list[Path], batch_size: int) -> Iterator[list[tuple[P
     """Load images and yield batches of equal-size images (sizes differ across a folder in general)."""
     pending: dict[tuple[int, int], list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for path in paths:
-        tensor = image_to_tensor(load_rgb(path))
+        tensor = to_tensor(load_rgb(path))
         bucket = pending[tuple(tensor.shape[-2:])]
         bucket.append((path, tensor))
         if len(bucket) == batch_size:
@@ -89,7 +77,7 @@ def translate_paths(paths: list[Path], input_root: Path, out_dir: Path,
             for (path, _), out in zip(batch, y):
                 target = output_path(path, input_root, out_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tensor_to_image(out).save(target)
+                save_png(out, target)
                 written.append(target)
             bar.update(len(batch))
     return written

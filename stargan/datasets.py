@@ -27,13 +27,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from common.data.images import find_images, load_rgb
+from common.data.images import find_images, load_rgb, to_tensor
 from common.errors import UserError
 from common.labels.schema import Group, LabelSchema, Loss
 
@@ -113,8 +112,7 @@ def stargan_transform(img: Image.Image, image_size: int, crop_size: int | None, 
         img = img.resize((image_size, image_size), Image.BILINEAR)
     if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
-    return (x / 255.0 - 0.5) / 0.5
+    return to_tensor(img)
 
 
 def _check_sizes(image_size: int, crop_size: int | None) -> None:

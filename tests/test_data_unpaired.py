@@ -10,8 +10,8 @@ import torch
 from conftest import make_image_folder
 from PIL import Image
 
-from common.data.images import find_images, load_rgb
-from common.data.transforms import PREPROCESS_MODES, make_multiple, preprocess, tensor_to_uint8, to_tensor
+from common.data.images import find_images, load_rgb, tensor_to_image, to_tensor
+from common.data.transforms import PREPROCESS_MODES, make_multiple, preprocess
 from common.data.unpaired import UnpairedDataset, UnpairedSampler, epoch_length, make_loader
 from common.errors import UserError
 
@@ -75,10 +75,9 @@ def test_tensor_round_trip():
     img = noise(8, 6)
     t = to_tensor(img)
     assert t.shape == (3, 6, 8) and t.min() >= -1 and t.max() <= 1
-    assert np.array_equal(tensor_to_uint8(t), np.asarray(img))
-    assert np.array_equal(tensor_to_uint8(t[None]), np.asarray(img))
-    gray = tensor_to_uint8(torch.tensor([[[-1.0, 0.0, 1.0, 3.0]]]))
-    assert gray.shape == (1, 4, 3) and gray[0, :, 0].tolist() == [0, 128, 255, 255]
+    assert np.array_equal(np.asarray(tensor_to_image(t)), np.asarray(img))
+    ramp = np.asarray(tensor_to_image(torch.tensor([[[-1.0, 0.0, 1.0, 3.0]]]).expand(3, 1, 4)))
+    assert ramp.shape == (1, 4, 3) and ramp[0, :, 0].tolist() == [0, 128, 255, 255]
 
 
 # ---------------------------------------------------------------------------------------------- images

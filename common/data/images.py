@@ -1,10 +1,15 @@
-"""Finding and reading image files. Every mode PIL knows is converted to 8-bit RGB."""
+"""Finding, reading and writing image files, and the one conversion between images and tensors.
+
+Every mode PIL knows is read as 8-bit RGB; tensors are float32 ``(3, H, W)`` in [-1, 1]. Training, evaluation and
+inference all use :func:`to_tensor`, so a pixel gets the same value whichever path loaded it."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from common.errors import UserError
@@ -77,3 +82,34 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         msg = " ".join(str(err).split())  # one line, whatever the decoder put in the message
         raise UserError(f"{path}: cannot read image ({err.__class__.__name__}: {msg})") from None
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float32 (3, H, W) in [-1, 1]. Same float ops as ToTensor + Normalize(0.5, 0.5), so
+    values are bit-identical to the official pipelines."""
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)
+    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous().float().div(255)
+    return t.sub_(0.5).div_(0.5)
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """(3, H, W) tensor in [-1, 1] -> RGB PIL image, rounding to the nearest level (the official ``tensor2im``
+    truncates, which darkens by up to one level and does not invert :func:`to_tensor`); values outside
+    [-1, 1] are clipped."""
+    arr = ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr)
+
+
+def save_png(t: torch.Tensor, path: str | os.PathLike, compress_level: int = 6) -> Path:
+    """Write a (3, H, W) tensor in [-1, 1] as a PNG through a temp file and ``os.replace``, so a crash or a
+    full disk never leaves a truncated PNG under the final name."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            tensor_to_image(t).save(f, format="PNG", compress_level=compress_level)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

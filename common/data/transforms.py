@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import torch
 from PIL import Image
+
+from common.data.images import to_tensor
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -61,32 +62,6 @@ def random_crop(img: Image.Image, size: int, rng: random.Random) -> Image.Image:
     top = rng.randint(0, h - size)
     left = rng.randint(0, w - size)
     return img.crop((left, top, left + size, top + size))
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float32 (3, H, W) in [-1, 1]. Same float ops as ToTensor + Normalize(0.5, 0.5), so
-    values are bit-identical to the official pipeline."""
-    arr = np.array(img.convert("RGB"), dtype=np.uint8)
-    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous().float().div(255)
-    return t.sub_(0.5).div_(0.5)
-
-
-def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(3, H, W), (1, H, W) or (1, C, H, W) tensor in [-1, 1] -> H x W x 3 uint8 for saving.
-
-    Rounds to the nearest level (the official ``tensor2im`` truncates, which darkens by up to one level
-    and does not invert ``to_tensor``); values outside [-1, 1] are clipped."""
-    t = t.detach()
-    if t.dim() == 4:
-        if t.shape[0] != 1:
-            raise ValueError(f"expected a single image, got a batch of shape {tuple(t.shape)}")
-        t = t[0]
-    if t.dim() != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (3, H, W) or (1, H, W) image tensor, got shape {tuple(t.shape)}")
-    if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
-    arr = ((t.float().cpu() + 1.0) * 127.5).round().clamp_(0, 255).to(torch.uint8)
-    return arr.permute(1, 2, 0).contiguous().numpy()
 
 
 def preprocess(img: Image.Image, mode: str, load_size: int, crop_size: int, flip: bool,

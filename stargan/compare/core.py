@@ -309,7 +309,7 @@ def _flat_names(folder: Path, files: Sequence[Path]) -> list[str]:
 def _write_resized(jobs: Sequence[tuple[Path, Path]], size: int, crop: int | None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from common.inference import tensor_to_image
+    from common.data.images import tensor_to_image
     from stargan.evaluation.evaluate import load_image
 
     def one(job: tuple[Path, Path]) -> None:
@@ -838,7 +838,7 @@ def _write_grids(out: Path, domains: list[str], inputs: dict, grid_out: dict, tr
     where the data has it), one column per domain; the source's own column shows the input."""
     import torch
 
-    from common.inference import tensor_to_image
+    from common.data.images import tensor_to_image
 
     folder = out / GRIDS_DIR
     folder.mkdir(parents=True, exist_ok=True)

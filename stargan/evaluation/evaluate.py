@@ -477,7 +477,7 @@ def _counterfactual_index(data_dir: Path, schema: LabelSchema) -> dict[str, dict
 
 
 def _save_grid(grid: Tensor, path: Path) -> None:
-    from common.inference import tensor_to_image
+    from common.data.images import tensor_to_image
 
     tensor_to_image(grid).save(path)
 

@@ -1,0 +1,25 @@
+"""Image grids (torchvision's ``make_grid``) and writing them as PNG."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from common.data.images import save_png
+
+
+def column_grid(columns: Sequence[Tensor], padding: int = 0, pad_value: float = 1.0) -> Tensor:
+    """Columns of ``(rows, 3, H, W)`` images -> one ``(3, H', W')`` image: row ``i`` holds image ``i`` of every
+    column, left to right. Values stay as given (e.g. [-1, 1])."""
+    columns = list(columns)
+    images = torch.stack([c.detach().float().cpu() for c in columns], dim=1).flatten(0, 1)
+    return make_grid(images, nrow=len(columns), padding=padding, pad_value=pad_value)
+
+
+def save_grid(grid: Tensor, path: str | os.PathLike) -> Path:
+    """Write a ``(3, H, W)`` image in [-1, 1] as a PNG, atomically."""
+    return save_png(grid, path)
