@@ -233,6 +233,16 @@ class TrainerBase:
         self.schedulers: dict[str, Any] = {}
         self.pools: dict[str, Any] = {}
         self.counters: dict[str, Any] = {}
+        self.step_callbacks: list[Callable[[int], None]] = []
+
+    def add_step_callback(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(global_step)`` right after every optimisation step (before logging and saving), e.g.
+        to time steps. Callbacks are not part of the checkpointed state."""
+        self.step_callbacks.append(callback)
+
+    def _step_done(self, step: int) -> None:
+        for callback in self.step_callbacks:
+            callback(step)
 
     def _after_networks_built(self, seed: int) -> None:
         from common.distributed import broadcast_parameters

@@ -168,6 +168,7 @@ class CycleGANTrainer(TrainerBase):
                     skipped += int(batch["skipped"].sum())
                     meter.add(logs, real_a.shape[0] * self.dist.world_size)
                     step = c["global_step"]
+                    self._step_done(step)
                     bar.update(1)
                     if step % cfg.log.every_steps == 0:
                         means = meter.means(self.dist, self.device)

@@ -201,6 +201,7 @@ class StarGANTrainer(TrainerBase):
                 n_images = x_real.shape[0] * self.dist.world_size
                 c["images_seen"] += n_images
                 meter.add(logs, n_images)
+                self._step_done(step)
                 bar.update(1)
                 if step % cfg.log.every_steps == 0:
                     means = meter.means(self.dist, self.device)

@@ -15,14 +15,14 @@ from common.errors import UserError
 from common.networks.factory import define_generator
 from cyclegan.import_official import convert_official_generator, load_official_generator
 
-KEY_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "cyclegan_official_keys.txt"
+KEY_FILE = Path(__file__).resolve().parent / "data" / "cyclegan_official_keys.txt"
 
 
 @functools.cache
 def official_shapes(title_prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
     """``{key: (shape, dtype)}`` of one ``## ...`` section of the official key file."""
     assert KEY_FILE.is_file(), (
-        f"reference key file not found at {KEY_FILE}: the repo must be checked out with shared/ beside it"
+        f"reference key file not found at {KEY_FILE} (part of the repository)"
     )
     rows, active = {}, False
     for line in KEY_FILE.read_text().splitlines():

@@ -15,7 +15,7 @@ from stargan.import_official import (
 )
 from stargan.networks import Discriminator, Generator
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "stargan_official_keys.txt"
+REFERENCE = Path(__file__).resolve().parent / "data" / "stargan_official_keys.txt"
 
 
 # ---------------------------------------------------------------- official layouts, written from the description

@@ -1,5 +1,5 @@
 """CycleGAN/pix2pix networks: parameter counts, state_dict keys/shapes and module layout equal to the official
-networks (from the shared reference key file), output shapes, init statistics and name validation."""
+networks (from the reference key file in tests/data), output shapes, init statistics and name validation."""
 from __future__ import annotations
 
 import functools
@@ -21,8 +21,8 @@ from common.networks.factory import (
     define_generator,
 )
 
-# The repo is checked out with shared/ beside it (locally /work/main + /work/shared; the same in CI).
-KEY_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "cyclegan_official_keys.txt"
+# Key names and shapes of the official networks, copied into the repository (tests/data/README.md).
+KEY_FILE = Path(__file__).resolve().parent / "data" / "cyclegan_official_keys.txt"
 
 SECTIONS = {
     "resnet9_instance": "resnet_9blocks G, norm=instance, use_dropout=False",
@@ -40,7 +40,7 @@ SECTIONS = {
 def reference_sections() -> dict[str, tuple[str, list[list[str]]]]:
     """``{section title: (title, rows split on tabs)}`` of the official key file."""
     assert KEY_FILE.is_file(), (
-        f"reference key file not found at {KEY_FILE}: the repo must be checked out with shared/ beside it"
+        f"reference key file not found at {KEY_FILE} (part of the repository)"
     )
     sections: dict[str, tuple[str, list[list[str]]]] = {}
     title = None
