@@ -29,9 +29,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_train import build  # noqa: E402  (this folder: the script's own directory is on sys.path)
 
 from common.layers.conv import Conv2d  # noqa: E402
 from stargan.networks import Discriminator, Generator  # noqa: E402
@@ -133,8 +136,6 @@ def main() -> None:
     run = lambda leaf=True: step.amortised(args.batch_size, args.size, args.c_dim, leaf)  # noqa: E731
     methods = {"official": run}
     if args.ours != "none":
-        from bench_train import build
-
         # Same label width as the official step: --c-dim synthetic attributes instead of the config's own.
         attrs = ",".join(f"a{i}" for i in range(args.c_dim))
         ours = build(args.ours, [f"optim.n_critic={args.n_critic}", f"data.datasets.0.selected_attrs=[{attrs}]"],
@@ -145,8 +146,6 @@ def main() -> None:
           f"threads={torch.get_num_threads()} torch={torch.__version__}; official = the re-stated official step, fp32")
     tflop = None
     if args.flops:
-        from torch.utils.flop_counter import FlopCounterMode
-
         with FlopCounterMode(display=False) as counter:
             run(leaf=False)
         tflop = counter.get_total_flops() / 1e12

@@ -24,11 +24,14 @@ from typing import Callable
 import numpy as np
 import torch
 from PIL import Image
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.config import load_config  # noqa: E402
-from stargan.families import config_classes
+from common.data.celeba_attrs import attr_file_text  # noqa: E402
+from common.family import ModelFamily  # noqa: E402
+from stargan.families import CYCLEGAN, STARGAN, config_classes, family_of_config  # noqa: E402
 
 
 def _write_images(folder: Path, n: int, size: int) -> list[str]:
@@ -61,50 +64,38 @@ class Bench:
     images: int  # images per timed unit
 
 
-def build(config: str, overrides: list[str], device: str = "auto", precision: str | None = None,
-          size: int | None = None, batch_size: int | None = None) -> Bench:
-    """The trainer ``stargan train CONFIG`` would build (on a few synthetic images) and one timed unit of it."""
-    overrides = list(overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={device}"]
-    if precision:
-        overrides.append(f"run.precision={precision}")
-    cfg = load_config(config, overrides, config_classes())
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    if cfg.model == "cyclegan":
-        from cyclegan.trainer import CycleGANTrainer
+def _setup_cyclegan(family: ModelFamily, cfg, tmp: Path, size: int, batch_size: int | None) -> Bench:
+    cfg.data.crop_size, cfg.data.load_size, cfg.data.preprocess = size, size, "resize_and_crop"
+    cfg.data.batch_size = batch_size or cfg.data.batch_size
+    for phase in ("trainA", "trainB"):
+        _write_images(tmp / "data" / phase, 2, size)
+    cfg.data.root = str(tmp / "data")
+    trainer = family.trainer_class(cfg, out_root=tmp / "runs")
+    bs = cfg.data.batch_size
 
-        size = size or cfg.data.crop_size
-        cfg.data.crop_size, cfg.data.load_size, cfg.data.preprocess = size, size, "resize_and_crop"
-        cfg.data.batch_size = batch_size or cfg.data.batch_size
-        for phase in ("trainA", "trainB"):
-            _write_images(tmp / "data" / phase, 2, size)
-        cfg.data.root = str(tmp / "data")
-        trainer = CycleGANTrainer(cfg, out_root=tmp / "runs")
-        bs = cfg.data.batch_size
+    def one_iteration():
+        a = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+        b = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
+        trainer.train_step(a, b)
 
-        def one_iteration():
-            a = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
-            b = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
-            trainer.train_step(a, b)
+    return Bench(trainer, one_iteration, "iteration (G step + D step)", bs)
 
-        return Bench(trainer, one_iteration, "iteration (G step + D step)", bs)
 
-    from stargan.trainer import StarGANTrainer
-
-    size = size or cfg.data.image_size
+def _setup_stargan(family: ModelFamily, cfg, tmp: Path, size: int, batch_size: int | None) -> Bench:
     cfg.data.image_size = size
     cfg.data.batch_size = batch_size or cfg.data.batch_size
     bs = cfg.data.batch_size
     for entry in cfg.data.datasets:
         names = _write_images(tmp / entry.name, bs + 2, size)
         attrs = entry.selected_attrs or ["a0", "a1", "a2", "a3", "a4"]
-        rows = [f"{n} " + " ".join("1" if (i + j) % 3 == 0 else "-1" for j in range(len(attrs)))
-                for i, n in enumerate(names)]
-        (tmp / f"{entry.name}.txt").write_text(f"{len(names)}\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
+        labels = [[(i + j) % 3 == 0 for j in range(len(attrs))] for i in range(len(names))]
+        (tmp / f"{entry.name}.txt").write_text(attr_file_text(attrs, names, labels))
         entry.format, entry.image_dir = "celeba", str(tmp / entry.name)
         entry.attr_path = str(tmp / f"{entry.name}.txt")
-        entry.selected_attrs, entry.crop_size, entry.test_count = attrs, None, 1
+        # The synthetic file has no partition file beside it: split by count instead.
+        entry.selected_attrs, entry.crop_size, entry.test_count, entry.partition_path = attrs, None, 1, None
         entry.exclusive = [g for g in entry.exclusive if all(a in attrs for a in g)]
-    trainer = StarGANTrainer(cfg, out_root=tmp / "runs")
+    trainer = family.trainer_class(cfg, out_root=tmp / "runs")
     n_critic = cfg.optim.n_critic
     label_dims = [s.dim for s in trainer.labels.schemas]
 
@@ -117,6 +108,22 @@ def build(config: str, overrides: list[str], device: str = "auto", precision: st
 
     return Bench(trainer, one_iteration, f"amortised iteration ({n_critic - 1} D-only steps + 1 D+G step)",
                  bs * n_critic)
+
+
+# Per family: write a few synthetic images where its config expects data, build its trainer, time one unit.
+SETUP: dict[str, Callable[..., Bench]] = {CYCLEGAN.name: _setup_cyclegan, STARGAN.name: _setup_stargan}
+
+
+def build(config: str, overrides: list[str], device: str = "auto", precision: str | None = None,
+          size: int | None = None, batch_size: int | None = None) -> Bench:
+    """The trainer ``stargan train CONFIG`` would build (on a few synthetic images) and one timed unit of it."""
+    overrides = list(overrides) + ["run.num_workers=0", "log.progress=false", f"run.device={device}"]
+    if precision:
+        overrides.append(f"run.precision={precision}")
+    cfg = load_config(config, overrides, config_classes())
+    family = family_of_config(cfg)
+    size = size or family.train_image_size(cfg)
+    return SETUP[family.name](family, cfg, Path(tempfile.mkdtemp(prefix="bench-")), size, batch_size)
 
 
 def main() -> None:
@@ -138,7 +145,7 @@ def main() -> None:
     bench = build(args.config, args.overrides, args.device, args.precision, args.size, args.batch_size)
     trainer, one_iteration, unit = bench.trainer, bench.one_iteration, bench.unit
     cfg = trainer.cfg
-    size = cfg.data.crop_size if cfg.model == "cyclegan" else cfg.data.image_size
+    size = family_of_config(cfg).train_image_size(cfg)
     bs = cfg.data.batch_size
 
     device = trainer.device
@@ -154,8 +161,6 @@ def main() -> None:
         _sync(device)
         times.append(time.perf_counter() - start)
     if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
             one_iteration()

@@ -13,10 +13,10 @@ A run folder keeps ``checkpoints/ckpt-<step>.pt`` (the last N) and ``checkpoints
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,14 @@ from typing import Any
 import torch
 
 from common.errors import UserError
+from common.files import link_or_copy
 from common.version import __version__
 
 FORMAT = "stargan-lib"
 FORMAT_VERSION = 1
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+
+log = logging.getLogger(__name__)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,10 +160,7 @@ class CheckpointManager:
         latest = self.folder / "latest.pt"
         tmp = self.folder / ".latest.pt.tmp"
         tmp.unlink(missing_ok=True)
-        try:
-            os.link(path, tmp)  # a hard link costs no extra disk or I/O
-        except OSError:
-            shutil.copyfile(path, tmp)
+        link_or_copy(path, tmp)  # a hard link costs no extra disk or I/O
         os.replace(tmp, latest)
         _fsync_dir(self.folder)
 
@@ -171,5 +171,5 @@ def newest_loadable(run_dir: str | os.PathLike, map_location: str | torch.device
         try:
             return path, load_checkpoint(path, map_location)
         except UserError as err:
-            print(f"warning: skipping unreadable checkpoint: {err}")
+            log.warning("skipping unreadable checkpoint: %s", err)
     return None

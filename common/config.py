@@ -6,6 +6,7 @@ may define ``validate(self, where: str)`` for cross-field checks; it is called a
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -17,6 +18,9 @@ import yaml
 from common.errors import UserError
 
 T = TypeVar("T")
+
+# Annotation -> the YAML value types it accepts (an int where a float is expected is converted).
+_SCALARS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
 def _type_name(tp: Any) -> str:
@@ -86,22 +90,12 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if not isinstance(value, Mapping):
             raise bad
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
+    accepted = _SCALARS.get(tp) if isinstance(tp, type) else None
+    if accepted is not None:
+        # bool is a subclass of int, but ``true`` is no number.
+        if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
             raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
+        return float(value) if tp is float else value
     if isinstance(tp, type) and not isinstance(value, tp):
         raise bad
     return value
@@ -169,8 +163,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """Return a deep copy of ``data`` with every ``--set`` override applied (validation happens later)."""
-    import copy
-
     out = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)

@@ -50,11 +50,6 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 def broadcast_parameters(modules, info: DistInfo) -> None:
     """Make every rank start from rank 0's weights."""
     if not info.enabled:

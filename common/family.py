@@ -44,7 +44,7 @@ class LoadedModel:
     labels: Any = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: a family can key a dict
 class ModelFamily:
     """One model family, declared once.
 

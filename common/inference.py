@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from common.data.images import find_images, is_image_file, load_rgb, save_png, to_tensor
 from common.errors import UserError
@@ -64,8 +65,6 @@ def translate_paths(paths: list[Path], input_root: Path, out_dir: Path,
 
     ``fn`` returns (N,3,H',W') at the padded size, or a list of such tensors; each result is cropped back to
     the input's size, and a list is laid side by side (the StarGAN test grid)."""
-    from tqdm import tqdm
-
     written = []
     with tqdm(total=len(paths), disable=not progress or len(paths) < 2, unit="img", desc="translate") as bar:
         for batch in batches_by_size(paths, batch_size):

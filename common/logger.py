@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
 
 
 class RunLogger:
@@ -18,8 +20,6 @@ class RunLogger:
         self._writer = None
         self._jsonl = None
         if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
             self._jsonl = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
 
@@ -37,8 +37,6 @@ class RunLogger:
         """``rows``: tensors (N,3,H,W) in [-1,1], concatenated and laid out ``nrow`` images per row."""
         if not self.enabled:
             return
-        from torchvision.utils import make_grid
-
         images = torch.cat([r.detach().float().cpu() for r in rows])
         grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2)
         self._writer.add_image(tag, grid, step)

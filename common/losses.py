@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from common.labels.schema import KINDS
+
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
-CLS_KINDS = ("binary", "exclusive")
 
 Logs = dict[str, float]
 
@@ -193,8 +194,8 @@ def grouped_cls_loss(
     logs: Logs = {}
     for g, group in enumerate(groups):
         kind, start, stop = group
-        if kind not in CLS_KINDS:
-            raise ValueError(f"unknown label group kind {kind!r}; expected one of {', '.join(CLS_KINDS)}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown label group kind {kind!r}; expected one of {', '.join(KINDS)}")
         if not 0 <= start < stop <= logits.size(1):
             raise ValueError(f"label group {tuple(group)} is outside the {logits.size(1)} logit columns")
         group_logits = logits[:, start:stop]

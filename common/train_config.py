@@ -1,8 +1,9 @@
-"""Config sections shared by every trainer (run, optimisation schedule, logging/checkpointing)."""
+"""What every family's training config shares: the top-level keys (:class:`TrainConfig`) and the ``run`` and
+``log`` sections."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from common.errors import UserError
 
@@ -53,3 +54,22 @@ class LogConfig:
                 raise UserError(f"{where}: key 'log.{key}' must be >= 1, got {getattr(self, key)}")
         if self.save_every_steps is not None and self.save_every_steps < 1:
             raise UserError(f"{where}: key 'log.save_every_steps' must be >= 1 or null")
+
+
+@dataclass
+class TrainConfig:
+    """The top level of a family's config, in the order configs are written: ``model`` (the family name, a
+    ``Literal``), ``name`` (of the run folders), ``seed``, the family's own ``data``/``network``/``loss``/
+    ``optim`` sections, then the shared ``run`` and ``log``. A family's config subclasses this and redeclares
+    the fields it types or defaults differently; a redeclared field keeps its place in this order, so dumped
+    configs read the same for every family."""
+
+    model: str
+    name: str
+    seed: int = 0
+    data: Any = None
+    network: Any = None
+    loss: Any = None
+    optim: Any = None
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)

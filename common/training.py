@@ -9,13 +9,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as tdist
 import yaml
+from tqdm import tqdm
 
-from common.checkpoint import CheckpointManager, load_checkpoint, newest_loadable
+from common.checkpoint import CheckpointManager, load_checkpoint, new_checkpoint, newest_loadable
 from common.config import to_dict
-from common.distributed import DistInfo
+from common.device import resolve_device
+from common.distributed import (
+    DistInfo,
+    allreduce_mean,
+    broadcast_parameters,
+    init_distributed,
+    shutdown_distributed,
+)
 from common.errors import UserError
 from common.logger import RunLogger
+from common.rng import capture_rng_state, restore_rng_state, seed_everything
 from common.runs import latest_run_with_checkpoint, new_run_dir
 
 LR_POLICIES = ("linear", "step", "cosine", "constant")
@@ -158,8 +168,6 @@ def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo)
     else:
         run_dir = None
     if dist.enabled:
-        import torch.distributed as tdist
-
         holder = [str(run_dir) if run_dir else None]
         tdist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
@@ -170,8 +178,6 @@ def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo)
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True,
                 unit="it", leave=True)
 
@@ -196,8 +202,6 @@ class StepMeter:
 
     def means(self, dist: DistInfo, device: torch.device) -> dict[str, float]:
         """Collective under torchrun (every rank must call it at the same step); resets the meter."""
-        from common.distributed import allreduce_mean
-
         means = allreduce_mean({k: v / self.counts[k] for k, v in self.sums.items()}, dist, device)
         means["speed/images_per_s"] = self.images / max(time.perf_counter() - self.tick, 1e-9)
         self.reset()
@@ -215,10 +219,6 @@ class TrainerBase:
     save/restore). Subclasses fill ``nets``, ``optimizers``, ``schedulers``, ``pools`` and ``counters``."""
 
     def _setup_runtime(self, cfg: Any, device: str | None) -> None:
-        from common.device import resolve_device
-        from common.distributed import init_distributed
-        from common.rng import seed_everything
-
         requested = device or cfg.run.device
         wants_cuda = requested.startswith("cuda") or (requested == "auto" and torch.cuda.is_available())
         self.dist = init_distributed("cuda" if wants_cuda else "cpu")
@@ -245,8 +245,6 @@ class TrainerBase:
             callback(step)
 
     def _after_networks_built(self, seed: int) -> None:
-        from common.distributed import broadcast_parameters
-
         broadcast_parameters(self.nets.values(), self.dist)
         if self.dist.enabled:
             # Ranks share the initial weights but draw different dropout/GP/target noise.
@@ -256,8 +254,6 @@ class TrainerBase:
         """Every rank's ``obj`` (rank order), so rank 0 checkpoints all ranks' RNG and pool states."""
         if not self.dist.enabled:
             return [obj]
-        import torch.distributed as tdist
-
         out = [None] * self.dist.world_size
         tdist.all_gather_object(out, obj)
         return out
@@ -270,8 +266,6 @@ class TrainerBase:
         if run.max_seconds is not None:
             over = time.perf_counter() - started >= run.max_seconds
             if self.dist.enabled:
-                import torch.distributed as tdist
-
                 flag = torch.tensor([float(over)], device=self.device)
                 tdist.broadcast(flag, src=0)
                 over = bool(flag.item())
@@ -282,9 +276,6 @@ class TrainerBase:
         return {}
 
     def state(self) -> dict:
-        from common.checkpoint import new_checkpoint
-        from common.rng import capture_rng_state
-
         rng = self._gather(capture_rng_state())
         pools = self._gather({k: p.state_dict() for k, p in self.pools.items()})
         return new_checkpoint(
@@ -296,8 +287,6 @@ class TrainerBase:
         )
 
     def load_state(self, ckpt: dict) -> None:
-        from common.rng import restore_rng_state
-
         for name, net in self.nets.items():
             net.load_state_dict(ckpt["nets"][name])
         for name, opt in self.optimizers.items():
@@ -319,8 +308,6 @@ class TrainerBase:
         return None
 
     def close(self) -> None:
-        from common.distributed import shutdown_distributed
-
         shutdown_distributed()
 
     @classmethod

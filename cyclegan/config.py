@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.errors import UserError
-from common.train_config import LogConfig, RunConfig
+from common.train_config import TrainConfig
 
 
 @dataclass
@@ -90,16 +90,13 @@ class OptimConfig:
 
 
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(TrainConfig):
     model: Literal["cyclegan"] = "cyclegan"
     name: str = "cyclegan"
-    seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-    log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self, where: str) -> None:
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:

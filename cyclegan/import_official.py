@@ -18,9 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from common.checkpoint import FORMAT, safe_torch_load
+from common.checkpoint import FORMAT, new_checkpoint, safe_torch_load
+from common.config import from_dict, to_dict
 from common.errors import UserError
 from common.networks.factory import define_generator
+from cyclegan.config import CycleGANConfig
 
 _STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 _RESNET_ARCHS = {9: "resnet_9blocks", 6: "resnet_6blocks"}
@@ -207,10 +209,6 @@ def convert_to_checkpoint(path: str | os.PathLike, *, unet_dropout: bool = True)
     Official files hold one direction. A file name containing ``G_B`` (``latest_net_G_B.pth``) becomes the
     ``BtoA`` generator ``G_B``; anything else (``latest_net_G_A.pth``, released ``horse2zebra.pth``) ``G_A``.
     """
-    from common.checkpoint import new_checkpoint
-    from common.config import from_dict, to_dict
-    from cyclegan.config import CycleGANConfig
-
     path = Path(path)
     sd, arch = load_official_generator(path, unet_dropout=unet_dropout)
     network = {"netG": arch["arch"], "ngf": arch["ngf"], "norm": arch["norm"], "dropout": arch["dropout"],

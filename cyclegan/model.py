@@ -9,7 +9,6 @@ from common.networks.factory import define_discriminator, define_generator
 from cyclegan.config import CycleGANConfig, NetworkConfig
 
 # G_A: A -> B (judged by D_A, which sees domain B); G_B: B -> A (judged by D_B). Official naming.
-NET_NAMES = ("G_A", "G_B", "D_A", "D_B")
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.errors import UserError
-from common.train_config import LogConfig, RunConfig
+from common.train_config import LogConfig, TrainConfig
 
 
 @dataclass
@@ -109,15 +109,13 @@ class OptimConfig:
 
 
 @dataclass
-class StarGANConfig:
+class StarGANConfig(TrainConfig):
     model: Literal["stargan"] = "stargan"
     name: str = "stargan"
-    seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=lambda: LogConfig(every_steps=10, image_every_steps=1000,
                                                              save_every_steps=10000, keep_last=3))
 

@@ -1,7 +1,8 @@
-"""StarGAN datasets: CelebA attribute files, ImageFolder (RaFD) layouts, and generic CSV label files.
+"""StarGAN datasets: CelebA attribute files (parsed by :mod:`common.data.celeba_attrs`; ``read_celeba_attrs``
+is importable from here too), ImageFolder (RaFD) layouts, and generic CSV label files.
 
 Every dataset yields ``(image, label)``: ``image`` a ``(3, S, S)`` float tensor in [-1, 1], ``label`` a float
-``(schema.dim,)`` vector in the order of the dataset's :attr:`schema` (a :class:`~stargan.labels.LabelSchema`).
+``(schema.dim,)`` vector in the order of the dataset's :attr:`schema` (a :class:`~common.labels.schema.LabelSchema`).
 
 Indexing and flips. ``ds[i]`` returns the un-flipped sample (evaluation, or training without augmentation).
 ``ds[(i, seed)]`` flips horizontally iff ``flip`` is on, the mode is ``'train'``, and a coin drawn from
@@ -32,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from common.data.celeba_attrs import read_celeba_attrs
 from common.data.images import find_images, load_rgb, to_tensor
 from common.errors import UserError
 from common.labels.schema import Group, LabelSchema, Loss
@@ -173,81 +175,6 @@ def _check_one_hot(schema: LabelSchema, labels: Tensor, origin: Callable[[int], 
 
 
 # -- CelebA ------------------------------------------------------------------------------------------------
-def read_celeba_attrs(
-    path: str | os.PathLike, selected: Sequence[str]
-) -> tuple[list[str], Tensor, list[str]]:
-    """Parse a ``list_attr_celeba.txt``-format file.
-
-    Format: line 1 the image count, line 2 the attribute names, then ``<file> <one -1/1 per attribute>``
-    per row, separated by any whitespace; blank lines are ignored. Returns ``(filenames, labels, all_names)``
-    in file order, ``labels`` a float ``(n, len(selected))`` tensor of 0/1 in the order of ``selected``.
-
-    Errors are :class:`UserError` s naming the file and line. A count on line 1 that does not match the number
-    of rows only warns: the official code ignores it, and hand-made subsets of CelebA often keep the original
-    count. (The warning mentions that the seeded split depends on the row count.)
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: CelebA attribute file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read attribute file ({err.__class__.__name__}: {err})") from None
-    if len(lines) < 2:
-        raise UserError(f"{path}: expected an image count on line 1 and attribute names on line 2")
-    try:
-        count = int(lines[0].strip())
-    except ValueError:
-        raise UserError(f"{path}:1: expected the image count, got {lines[0].strip()!r}") from None
-    all_names = lines[1].split()
-    if not all_names:
-        raise UserError(f"{path}:2: expected the attribute names")
-    dupes = sorted({a for a in all_names if all_names.count(a) > 1})
-    if dupes:
-        raise UserError(f"{path}:2: duplicate attribute names {', '.join(dupes)}")
-    selected = list(selected)
-    if not selected:
-        raise UserError(f"{path}: no attributes selected")
-    unknown = [a for a in selected if a not in all_names]
-    if unknown:
-        raise UserError(
-            f"{path}: unknown attribute(s) {', '.join(unknown)}; valid attributes: {', '.join(all_names)}"
-        )
-    if len(set(selected)) != len(selected):
-        raise UserError(f"{path}: selected attributes contain duplicates: {selected}")
-    cols = [all_names.index(a) for a in selected]
-    n_attr = len(all_names)
-    valid = {"-1", "1"}
-
-    filenames: list[str] = []
-    rows: list[list[bool]] = []
-    for lineno, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        values = parts[1:]
-        if len(values) != n_attr:
-            raise UserError(
-                f"{path}:{lineno}: expected a file name and {n_attr} values, got {len(values)} values"
-            )
-        if not valid.issuperset(values):
-            j = next(j for j, v in enumerate(values) if v not in valid)
-            raise UserError(
-                f"{path}:{lineno}: value {values[j]!r} for {all_names[j]} must be -1 or 1"
-            )
-        filenames.append(parts[0])
-        rows.append([values[c] == "1" for c in cols])
-    if count != len(filenames):
-        warnings.warn(
-            f"{path}:1: header says {count} images but the file has {len(filenames)} rows; using the rows "
-            "(the seeded train/test split depends on the row count)",
-            stacklevel=2,
-        )
-    labels = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(cols))
-    return filenames, labels, all_names
-
-
 def _check_files_exist(files: Sequence[Path], origin: Sequence[str]) -> None:
     missing = [i for i, f in enumerate(files) if not os.path.isfile(f)]
     if missing:

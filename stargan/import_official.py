@@ -16,8 +16,12 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from common.checkpoint import safe_torch_load
+from common.checkpoint import new_checkpoint, safe_torch_load
+from common.config import from_dict, to_dict
 from common.errors import UserError
+from common.labels.schema import LabelSchema
+from common.labels.space import LabelSpace
+from stargan.config import StarGANConfig
 from stargan.networks import Discriminator, Generator
 
 _STALE_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -177,12 +181,6 @@ def convert_to_checkpoint(g_path: str | os.PathLike, attrs: str | None = None, e
     (comma-separated members each). Mask-vector models split it into per-dataset blocks given by
     ``dataset_sizes`` ("5,8"); with two datasets and a D the split cannot be inferred, so it is required.
     """
-    from common.checkpoint import new_checkpoint
-    from common.config import from_dict, to_dict
-    from common.labels.schema import LabelSchema
-    from common.labels.space import LabelSpace
-    from stargan.config import StarGANConfig
-
     loaded = load_official_stargan(g_path)
     g_sd, g_arch = loaded["G"]
     d_part = loaded["D"]

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from common.config import from_dict
 from common.errors import UserError
 from common.labels.space import LabelSpace
+from stargan.config import StarGANConfig
 from stargan.networks import Discriminator, Generator
 
 
@@ -18,9 +20,6 @@ def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, to
 
 def networks_from_checkpoint(ckpt: dict, source: str) -> tuple[dict[str, torch.nn.Module], LabelSpace]:
     """G (and D when present) in eval mode plus the label space, from a StarGAN training/inference checkpoint."""
-    from common.config import from_dict
-    from stargan.config import StarGANConfig
-
     try:
         labels = LabelSpace.from_dict(ckpt["extra"]["labels"])
     except (KeyError, TypeError, ValueError) as err:

@@ -14,7 +14,7 @@ from common.networks.factory import count_parameters
 from cyclegan.config import CycleGANConfig
 from cyclegan.model import build_networks
 from stargan.cli import cli
-from stargan.compare.core import _cyclegan_schedule
+from stargan.compare.plan import _cyclegan_schedule
 from stargan.model import networks_from_checkpoint
 
 DOMAINS = ["Red", "Green", "Blue"]
@@ -192,7 +192,7 @@ def test_imagefolder_data_is_cropped_resized_and_split_per_domain(tmp_path):
     from PIL import Image
 
     from stargan.compare.config import load_compare_config
-    from stargan.compare.core import prepare_data
+    from stargan.compare.data import prepare_data
 
     for seed, domain in enumerate(("happy", "sad", "angry")):
         make_image_folder(tmp_path / "rafd" / domain, 10, size=(40, 30), seed=seed)
@@ -203,7 +203,7 @@ def test_imagefolder_data_is_cropped_resized_and_split_per_domain(tmp_path):
             "image_size": 16, "test_fraction": 0.2}
     cfg = load_compare_config(write_config(tmp_path / "rafd.yaml", {**TINY, "data": data}))
     out = tmp_path / "out"
-    manifest = prepare_data(cfg, out, echo=lambda _: None)
+    manifest = prepare_data(cfg, out)
     for domain in data["domains"]:
         n = 10 if domain == "happy" else 11
         assert len(manifest["files"]["train"][domain]) == n - 2 and len(manifest["files"]["test"][domain]) == 2
@@ -217,16 +217,16 @@ def test_imagefolder_data_is_cropped_resized_and_split_per_domain(tmp_path):
     assert sorted(p.name for p in (view / "testB").iterdir()) == manifest["files"]["test"]["sad"]
     assert len(list((view / "trainA").iterdir())) == 8 and len(list((view / "trainB").iterdir())) == 9
     # Prepared once: a second call reads the manifest; other data settings are refused.
-    assert prepare_data(cfg, out, echo=None) == manifest
+    assert prepare_data(cfg, out) == manifest
     cfg.data.image_size = 32
     with pytest.raises(Exception, match="other data settings"):
-        prepare_data(cfg, out, echo=None)
+        prepare_data(cfg, out)
 
 
 def test_celeba_data_keeps_images_of_exactly_one_domain(tmp_path):
     from common.data.shapes import make_dataset
     from stargan.compare.config import load_compare_config
-    from stargan.compare.core import prepare_data
+    from stargan.compare.data import prepare_data
 
     shapes = tmp_path / "celeba"
     make_dataset(shapes, n=40, size=16, seed=1)
@@ -234,7 +234,7 @@ def test_celeba_data_keeps_images_of_exactly_one_domain(tmp_path):
             "attr_path": str(shapes / "list_attr_celeba.txt"),
             "partition_path": str(shapes / "list_eval_partition.txt"), "image_size": 16}
     cfg = load_compare_config(write_config(tmp_path / "celeba.yaml", {**TINY, "data": data}))
-    manifest = prepare_data(cfg, tmp_path / "out", echo=lambda _: None)
+    manifest = prepare_data(cfg, tmp_path / "out")
     test = set((shapes / "test_files.txt").read_text().split())
     labels = {line.split()[0]: line.split()[1:] for line in
               (shapes / "list_attr_celeba.txt").read_text().splitlines()[2:]}
@@ -247,7 +247,7 @@ def test_celeba_data_keeps_images_of_exactly_one_domain(tmp_path):
 @pytest.mark.parametrize("name, k, steps", [("shapes", 4, 1000), ("rafd", 8, 54000)])
 def test_shipped_configs_plan(tmp_path, name, k, steps):
     from stargan.compare.config import load_compare_config
-    from stargan.compare.core import build_plan
+    from stargan.compare.plan import build_plan
 
     path = Path(__file__).resolve().parent.parent / "configs" / "compare" / f"{name}.yaml"
     cfg = load_compare_config(path)

@@ -7,6 +7,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import stargan.family
 from common.checkpoint import atomic_save, new_checkpoint
 from common.config import from_dict, to_dict
 from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
@@ -18,7 +19,9 @@ from stargan.cli.eval_commands import evaluate as evaluate_cmd
 from stargan.cli.eval_commands import make_dataset as make_dataset_cmd
 from stargan.cli.eval_commands import train_classifier as train_classifier_cmd
 from stargan.config import StarGANConfig
+from stargan.datasets import CelebADataset
 from stargan.evaluation.evaluate import evaluate, evaluate_generator, format_table, load_image
+from stargan.families import CYCLEGAN
 from stargan.model import build_networks
 
 COLOURS = SHAPES_EXCLUSIVE[0]
@@ -34,14 +37,13 @@ def invoke(cmd, args, code=0):
     return result
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained tiny StarGAN in a run folder layout (RUN/checkpoints/latest.pt)."""
+def _tiny_checkpoint(path, **entry):
+    """An untrained tiny StarGAN on the shapes attributes; ``entry`` sets keys of its dataset entry."""
     cfg = from_dict(StarGANConfig, {
         "name": "tiny",
         "data": {"image_size": 32, "datasets": [{
             "name": "shapes", "format": "celeba", "selected_attrs": SHAPES_ATTRS,
-            "exclusive": SHAPES_EXCLUSIVE, "crop_size": None}]},
+            "exclusive": SHAPES_EXCLUSIVE, "crop_size": None, **entry}]},
         "network": {"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 1, "d_repeat_num": 3},
     })
     labels = LabelSpace(["shapes"], [SCHEMA])
@@ -49,9 +51,17 @@ def checkpoint(tmp_path_factory):
     nets = build_networks(cfg.network, 32, labels)
     ckpt = new_checkpoint("stargan", to_dict(cfg), {k: n.state_dict() for k, n in nets.items()},
                           kind="inference", extra={"labels": labels.to_dict()})
-    path = tmp_path_factory.mktemp("run") / "checkpoints" / "latest.pt"
     atomic_save(ckpt, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained tiny StarGAN in a run folder layout (RUN/checkpoints/latest.pt), trained (as its config says)
+    on a shapes folder with its list_eval_partition.txt; tests move that folder with --data."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("run") / "checkpoints" / "latest.pt",
+                            image_dir="shapes/images", attr_path="shapes/list_attr_celeba.txt",
+                            partition_path="shapes/list_eval_partition.txt")
 
 
 @pytest.fixture
@@ -234,11 +244,9 @@ class _CounterfactualOracle(torch.nn.Module):
 
 def test_evaluate_with_a_perfect_translator_matches_every_counterfactual(shapes, checkpoint, tmp_path,
                                                                          monkeypatch, no_fid_weights):
-    import stargan.model
-
     items = load_counterfactuals(shapes)["items"]
     labels = LabelSpace(["shapes"], [SCHEMA])
-    monkeypatch.setattr(stargan.model, "networks_from_checkpoint",
+    monkeypatch.setattr(stargan.family, "networks_from_checkpoint",
                         lambda ckpt, source: ({"G": _CounterfactualOracle(items)}, labels))
     m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
     cf = m["counterfactual"]["overall"]
@@ -264,3 +272,85 @@ def test_evaluate_user_errors(tmp_path, shapes, checkpoint, no_fid_weights):
     assert "Blue" in r.output and "list_attr_celeba.txt" in r.output
     r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", shapes, "--dataset", "celeba"], code=2)
     assert "shapes" in r.output
+
+
+# ------------------------------------------------------------------------------------- the trainer's split
+class _Recorder(torch.nn.Module):
+    """An identity G that keeps every image it is given (the cycle pass gives it the same images again)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, x, c):
+        self.seen.update(image.numpy().tobytes() for image in x)
+        return x.clone()
+
+
+def _record_inputs(monkeypatch):
+    recorder = _Recorder()
+    labels = LabelSpace(["shapes"], [SCHEMA])
+    monkeypatch.setattr(stargan.family, "networks_from_checkpoint", lambda ckpt, source: ({"G": recorder}, labels))
+    return recorder
+
+
+def _pixels(files):
+    return {load_image(f, 32, None).numpy().tobytes() for f in files}
+
+
+@pytest.fixture
+def data_copy(tmp_path, shapes):
+    """The shapes folder (images linked) with its own list_eval_partition.txt, which none of these trainers used."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "images").symlink_to(shapes / "images")
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        (data / name).write_text((shapes / name).read_text())
+    return data
+
+
+def test_evaluate_scores_exactly_the_partition_the_trainer_held_out(tmp_path, shapes, data_copy, monkeypatch,
+                                                                   no_fid_weights):
+    files = sorted((shapes / "images").iterdir())
+    own_test = {line.split()[0] for line in (shapes / "list_eval_partition.txt").read_text().splitlines()
+                if line.split()[1] == "2"}
+    chosen = [f.name for f in files if f.name not in own_test][:5]
+    (data_copy / "my_partition.txt").write_text("".join(f"{f.name} {2 if f.name in chosen else 0}\n" for f in files))
+    recorder = _record_inputs(monkeypatch)
+    expected = _pixels(data_copy / "images" / name for name in chosen)
+
+    # Trained here: the config's own paths.
+    here = _tiny_checkpoint(tmp_path / "here.pt", image_dir=str(data_copy / "images"),
+                            attr_path=str(data_copy / "list_attr_celeba.txt"),
+                            partition_path=str(data_copy / "my_partition.txt"))
+    m = evaluate(here, out_dir=tmp_path / "e1", device="cpu", batch_size=4, progress=False)
+    assert m["split"] == "my_partition.txt" and m["counts"]["test_images"] == 5
+    assert m["data_dir"] == str(data_copy)
+    assert recorder.seen == expected
+
+    # Trained elsewhere: --data takes the place of the folder that held the entry's files.
+    recorder.seen.clear()
+    moved = _tiny_checkpoint(tmp_path / "moved.pt", image_dir="/gone/celeba/images",
+                             attr_path="/gone/celeba/list_attr_celeba.txt",
+                             partition_path="/gone/celeba/my_partition.txt")
+    m = evaluate(moved, data_copy, out_dir=tmp_path / "e2", device="cpu", batch_size=4, progress=False)
+    assert m["split"] == "my_partition.txt" and m["counts"]["test_images"] == 5
+    assert recorder.seen == expected
+
+
+def test_evaluate_uses_the_trainers_seeded_split(tmp_path, data_copy, monkeypatch, no_fid_weights):
+    """An entry without partition_path was split by test_count/split_seed, whatever files the folder also has."""
+    recorder = _record_inputs(monkeypatch)
+    ckpt = _tiny_checkpoint(tmp_path / "seeded.pt", test_count=6, split_seed=7)
+    m = evaluate(ckpt, data_copy, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    held_out = CelebADataset(data_copy / "images", data_copy / "list_attr_celeba.txt", SHAPES_ATTRS, mode="test",
+                             test_count=6, split_seed=7)
+    assert m["split"] == "seeded split (test_count=6, split_seed=7)" and m["counts"]["test_images"] == 6
+    assert recorder.seen == _pixels(held_out.files)
+
+
+def test_evaluate_refuses_a_model_without_target_labels(tmp_path):
+    ckpt = new_checkpoint(CYCLEGAN.name, to_dict(CYCLEGAN.config_class()), {}, kind="inference")
+    atomic_save(ckpt, tmp_path / "cg.pt")
+    r = invoke(evaluate_cmd, ["--checkpoint", tmp_path / "cg.pt", "--device", "cpu"], code=2)
+    assert r.output.strip().count("\n") == 0 and "cg.pt" in r.output and CYCLEGAN.title in r.output

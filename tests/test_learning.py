@@ -1,18 +1,20 @@
 """Proof of learning (slow): a small StarGAN trained on the shapes data for a fixed number of steps changes
 colours far above chance and gets closer to the ground-truth counterfactuals than doing nothing."""
 import json
+import logging
 
 import pytest
+from conftest import run_cli
 
 from stargan.cli import demo
 from stargan.cli.demo import run_demo
 
 
 @pytest.mark.slow
-def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch):
+def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
-    lines = []
-    summary = run_demo(out=tmp_path / "demo", budget_minutes=60, device="cpu", seed=0, echo=lines.append,
+    caplog.set_level(logging.INFO, logger="stargan")
+    summary = run_demo(out=tmp_path / "demo", budget_minutes=60, device="cpu", seed=0,
                        n_images=1000, iterations=1200)  # n_critic 2, lr 5e-4: ~89% here
     assert summary["iterations"] == 1200  # the budget did not cut training short
     # 4 colours: chance is 25%.
@@ -22,4 +24,19 @@ def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
     assert metrics["real_accuracy"]["overall"]["accuracy"] > 0.8  # the judge (2 epochs, 900 images) is trustworthy
     assert (tmp_path / "demo" / "grid.png").is_file()
+    lines = [record.getMessage() for record in caplog.records]
     assert any("colour-change accuracy" in line for line in lines)
+
+
+def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch):
+    """`stargan demo` through the CLI, shrunk to seconds: every stage runs and the summary is printed."""
+    monkeypatch.setitem(demo.DATA, "n", 60)
+    monkeypatch.setitem(demo.CLASSIFIER, "epochs", 1)
+    monkeypatch.setitem(demo.DEMO_STARGAN, "optim", {**demo.DEMO_STARGAN["optim"], "num_iters": 4,
+                                                     "num_iters_decay": 1})
+    monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
+    result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu"])
+    assert "colour-change accuracy" in result.output and "counterfactual L1" in result.output
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert summary["iterations"] == 4 and summary["dataset_images"] == 60
+    assert (tmp_path / "demo" / "grid.png").is_file()

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import inception as tv_inception
 
 from common.errors import UserError
+from common.labels.groups import normalize_groups
 from common.metrics import classifier as clf
 from common.metrics import inception as inc
 from common.metrics.fid import feature_statistics, fid_from_features, frechet_distance
@@ -401,13 +402,28 @@ def test_attribute_accuracy_on_handmade_tensors():
     assert empty["overall"]["accuracy"] is None and empty["attributes"][0]["n"] == 0
 
 
+def test_classifier_loss_leaves_rows_without_a_class_out():
+    groups = [("binary", 0, 1), ("binary", 1, 2), ("exclusive", 2, 5)]
+    target = torch.tensor([[1, 0, 1, 0, 0], [0, 1, 0, 0, 1], [1, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=torch.float32)
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    loss = clf.classifier_loss(logits, target, groups)
+    expected = (F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0])
+                + F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1])
+                + F.cross_entropy(logits[:3, 2:5], target[:3, 2:5].argmax(dim=1)))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert torch.all(logits.grad[3, 2:5] == 0)  # the row without a class gets no exclusive gradient
+    # A batch with no labelled row of the group: that group adds exactly nothing.
+    assert clf.classifier_loss(logits[3:], target[3:], [("exclusive", 2, 5)]).item() == 0.0
+
+
 def test_groups_are_validated():
     with pytest.raises(ValueError, match="overlaps"):
-        clf.normalize_groups([("binary", 0, 2), ("binary", 1, 3)], 3)
+        normalize_groups([("binary", 0, 2), ("binary", 1, 3)], 3)
     with pytest.raises(ValueError, match="outside"):
-        clf.normalize_groups([("binary", 0, 4)], 3)
+        normalize_groups([("binary", 0, 4)], 3)
     with pytest.raises(ValueError, match="kind"):
-        clf.normalize_groups([("multi", 0, 3)], 3)
+        normalize_groups([("multi", 0, 3)], 3)
 
 
 def test_load_classifier_errors_name_the_file(tmp_path):

@@ -1,4 +1,6 @@
+import logging
 import random
+import re
 import warnings
 
 import numpy as np
@@ -99,10 +101,13 @@ def test_read_celeba_attrs_errors(tmp_path):
         read_celeba_attrs(p, ["B"])
 
 
-def test_read_celeba_attrs_count_mismatch_warns(tmp_path):
+def test_read_celeba_attrs_count_mismatch_warns(tmp_path, caplog):
     p = write_attr(tmp_path, "5\nA B\nx.jpg 1 -1\ny.jpg -1 1\n")
-    with pytest.warns(UserWarning, match="attrs.txt:1: header says 5 images but the file has 2 rows"):
+    with caplog.at_level(logging.WARNING):
         files, labels, _ = read_celeba_attrs(p, ["B", "A"])
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert re.search("attrs.txt:1: header says 5 images but the file has 2 rows", warned[0].getMessage())
     assert files == ["x.jpg", "y.jpg"]
     assert labels.tolist() == [[0, 1], [1, 0]]
 
@@ -371,8 +376,21 @@ def test_transform_crop_none_and_clamp():
         assert torch.equal(x[0], torch.ones(8, 8)) and torch.equal(x[1], -torch.ones(8, 8))
 
 
-def test_no_warnings_on_clean_data(celeba):
+def test_no_warnings_on_clean_data(celeba, caplog):
     img, attr = celeba
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
         warnings.simplefilter("error")
         CelebADataset(img, attr, SELECTED, test_count=3, **kw())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_count_mismatch_is_logged_once_for_both_splits(celeba, caplog):
+    img, attr = celeba
+    lines = attr.read_text().splitlines()
+    attr.write_text("\n".join([str(N_ROWS + 3), *lines[1:]]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        for mode in ("train", "test"):
+            CelebADataset(img, attr, SELECTED, mode=mode, test_count=3, **kw())
+        read_celeba_attrs(attr, SELECTED)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and f"header says {N_ROWS + 3} images but the file has {N_ROWS} rows" in warned[0]

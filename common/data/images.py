@@ -5,7 +5,6 @@ inference all use :func:`to_tensor`, so a pixel gets the same value whichever pa
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from common.errors import UserError
+from common.files import atomic_writer
 
 IMG_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif",
@@ -100,16 +100,19 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def save_png(t: torch.Tensor, path: str | os.PathLike, compress_level: int = 6) -> Path:
-    """Write a (3, H, W) tensor in [-1, 1] as a PNG through a temp file and ``os.replace``, so a crash or a
-    full disk never leaves a truncated PNG under the final name."""
+def write_png(img: Image.Image, path: str | os.PathLike, compress_level: int = 6, atomic: bool = True) -> Path:
+    """Write ``img`` as a PNG. ``atomic``: through a temp file and ``os.replace``, so a crash or a full disk
+    never leaves a truncated PNG under the final name; writers that mark a whole folder complete at the end
+    (the shapes generator) skip that per-file cost. The bytes are the same either way."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            tensor_to_image(t).save(f, format="PNG", compress_level=compress_level)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not atomic:
+        img.save(path, format="PNG", compress_level=compress_level)
+        return path
+    with atomic_writer(path, binary=True) as f:
+        img.save(f, format="PNG", compress_level=compress_level)
     return path
+
+
+def save_png(t: torch.Tensor, path: str | os.PathLike, compress_level: int = 6) -> Path:
+    """Write a (3, H, W) tensor in [-1, 1] as a PNG, atomically (see :func:`write_png`)."""
+    return write_png(tensor_to_image(t), path, compress_level)

@@ -1,15 +1,11 @@
 """Attribute classifier for the StarGAN paper's evaluation protocol.
 
 A classifier is trained on real images of the data set; translated images are then judged by whether it
-recognises the *target* attributes. Labels are split into groups ``(kind, start, stop)`` over the label
-vector:
-
-* ``"binary"``: independent 0/1 attributes (CelebA hair colour, gender, age in the paper's setup), trained
-  with BCE-with-logits and predicted as ``logit > 0``;
-* ``"exclusive"``: a one-hot block (RaFD expressions), trained with cross-entropy on the index of the 1
-  and predicted as a one-hot argmax. Rows whose block is all zero carry no class and are ignored.
-
-Label positions outside every group are neither trained nor scored (predicted as 0).
+recognises the *target* attributes. Its outputs are read in label groups ``(kind, start, stop)``, the shared
+vocabulary of :mod:`common.labels.groups`: binary attributes are trained with BCE-with-logits and decided as
+``logit > 0``; an exclusive block is trained with cross-entropy and decided as a one-hot argmax, and its rows
+without a class are left out of both. Label positions outside every group are neither trained nor scored
+(predicted as 0).
 """
 from __future__ import annotations
 
@@ -26,35 +22,19 @@ from torch.utils.data import DataLoader
 
 from common.checkpoint import atomic_save, safe_torch_load
 from common.errors import UserError
+from common.labels.groups import (
+    GroupSlice,
+    exclusive_index,
+    group_agreement,
+    has_class,
+    logits_to_labels,
+    normalize_groups,
+    ratio,
+)
+from common.losses import grouped_cls_loss
 
-GROUP_KINDS = ("binary", "exclusive")
 CLASSIFIER_FORMAT = "stargan-lib-attribute-classifier"
 CLASSIFIER_FORMAT_VERSION = 1
-
-Group = tuple[str, int, int]
-
-
-def normalize_groups(groups: Sequence[Sequence], label_dim: int) -> list[Group]:
-    """Validate ``groups`` against ``label_dim`` and return them as ``[(kind, start, stop), ...]``."""
-    out: list[Group] = []
-    taken = [False] * label_dim
-    for g in groups:
-        if len(g) != 3:
-            raise ValueError(f"a label group is (kind, start, stop), got {g!r}")
-        kind, start, stop = str(g[0]), int(g[1]), int(g[2])
-        if kind not in GROUP_KINDS:
-            raise ValueError(f"label group kind must be one of {GROUP_KINDS}, got {kind!r}")
-        if not 0 <= start < stop <= label_dim:
-            raise ValueError(f"label group {kind}[{start}:{stop}] is outside the label vector of size {label_dim}")
-        if kind == "exclusive" and stop - start < 2:
-            raise ValueError(f"exclusive label group [{start}:{stop}] needs at least 2 classes")
-        if any(taken[start:stop]):
-            raise ValueError(f"label group {kind}[{start}:{stop}] overlaps another group")
-        taken[start:stop] = [True] * (stop - start)
-        out.append((kind, start, stop))
-    if not out:
-        raise ValueError("at least one label group is needed")
-    return out
 
 
 class _ResBlock(nn.Module):
@@ -106,37 +86,11 @@ class AttributeClassifier(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def _exclusive_targets(block: torch.Tensor) -> torch.Tensor:
-    """Class index of each one-hot row; -1 for rows without any class."""
-    idx = block.argmax(dim=1)
-    return torch.where(block.sum(dim=1) > 0, idx, torch.full_like(idx, -1))
-
-
-def classifier_loss(logits: torch.Tensor, target: torch.Tensor, groups: Sequence[Group]) -> torch.Tensor:
-    """Sum over groups of BCE-with-logits (binary) or cross-entropy (exclusive)."""
-    total = logits.new_zeros(())
-    for kind, start, stop in groups:
-        if kind == "binary":
-            total = total + F.binary_cross_entropy_with_logits(logits[:, start:stop], target[:, start:stop])
-        else:
-            cls = _exclusive_targets(target[:, start:stop])
-            valid = cls >= 0
-            # cross_entropy over zero rows is NaN, and a batch may well hold no labelled row of this group.
-            if valid.any():
-                total = total + F.cross_entropy(logits[valid, start:stop], cls[valid])
-    return total
-
-
-def logits_to_labels(logits: torch.Tensor, groups: Sequence[Group]) -> torch.Tensor:
-    """0/1 labels from logits: ``logit > 0`` for binary groups, one-hot argmax for exclusive ones."""
-    labels = torch.zeros_like(logits)
-    for kind, start, stop in groups:
-        block = logits[:, start:stop]
-        if kind == "binary":
-            labels[:, start:stop] = (block > 0).to(labels.dtype)
-        else:
-            labels[:, start:stop] = F.one_hot(block.argmax(dim=1), stop - start).to(labels.dtype)
-    return labels
+def classifier_loss(logits: torch.Tensor, target: torch.Tensor, groups: Sequence[GroupSlice]) -> torch.Tensor:
+    """Sum over groups of BCE-with-logits (binary, summed over the group's columns) or cross-entropy
+    (exclusive), each averaged over the images that define the group (an exclusive row without a class does
+    not count)."""
+    return grouped_cls_loss(logits, target, groups, sample_mask=has_class(target, groups))[0]
 
 
 @torch.no_grad()
@@ -151,11 +105,6 @@ def predict(model: AttributeClassifier, images: torch.Tensor, batch_size: int = 
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.label_dim)
-
-
-def _ratio(correct: float, count: int) -> float | None:
-    # None rather than NaN: the result is written to JSON, where NaN is not valid.
-    return float(correct) / count if count else None
 
 
 def attribute_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Sequence[Sequence],
@@ -186,30 +135,28 @@ def attribute_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Sequenc
     group_rows, attr_rows = [], []
     total_correct, total_decisions = 0, 0
     for kind, start, stop in groups:
+        hits, valid = group_agreement(pred, target, kind, start, stop)
+        hits = hits & valid
+        correct, decisions = int(hits.sum()), int(valid.sum())
         if kind == "binary":
-            hits = pred[:, start:stop] == target[:, start:stop]
-            correct, decisions, n = int(hits.sum()), hits.numel(), n_images
+            n = n_images
             for j in range(start, stop):
                 attr_rows.append({"index": j, "name": names[j], "kind": kind,
-                                  "accuracy": _ratio(hits[:, j - start].sum(), n_images), "n": n_images})
+                                  "accuracy": ratio(hits[:, j - start].sum(), n_images), "n": n_images})
         else:
-            cls = _exclusive_targets(target[:, start:stop].float())
-            guess = pred[:, start:stop].float().argmax(dim=1)
-            valid = cls >= 0
-            hits = (guess == cls) & valid
-            correct, decisions = int(hits.sum()), int(valid.sum())
             n = decisions
+            cls = exclusive_index(target[:, start:stop].float())
             for j in range(start, stop):
                 of_class = cls == j - start
                 attr_rows.append({"index": j, "name": names[j], "kind": kind,
-                                  "accuracy": _ratio(hits[of_class].sum(), int(of_class.sum())),
+                                  "accuracy": ratio(hits[of_class].sum(), int(of_class.sum())),
                                   "n": int(of_class.sum())})
         group_rows.append({"kind": kind, "start": start, "stop": stop, "names": names[start:stop],
-                           "accuracy": _ratio(correct, decisions), "n": n, "decisions": decisions})
+                           "accuracy": ratio(correct, decisions), "n": n, "decisions": decisions})
         total_correct += correct
         total_decisions += decisions
     return {
-        "overall": {"accuracy": _ratio(total_correct, total_decisions), "n": n_images,
+        "overall": {"accuracy": ratio(total_correct, total_decisions), "n": n_images,
                     "correct": total_correct, "decisions": total_decisions},
         "groups": group_rows,
         "attributes": attr_rows,
@@ -267,7 +214,7 @@ def train_classifier(dataset, groups: Sequence[Sequence], epochs: int, batch_siz
                                          model.groups)["overall"]
             correct += overall["correct"]
             decisions += overall["decisions"]
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": _ratio(correct, decisions)}
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": ratio(correct, decisions)}
         history.append(record)
         if progress is not None:
             progress(record)

@@ -5,20 +5,32 @@ demo 2m02s, with 99.8% colour-change accuracy on the held-out images (see README
 """
 from __future__ import annotations
 
+import copy
+import logging
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from common.checkpoint import load_checkpoint
 from common.config import from_dict
+from common.data.shapes import load_schema, make_dataset
+from common.device import resolve_device
+from common.files import write_json_atomic
 from common.runs import new_run_dir
+from common.tables import fmt_percent, fmt_seconds
+from stargan.config import StarGANConfig
+from stargan.evaluation.classify import train_attribute_classifier
+from stargan.evaluation.evaluate import evaluate
+from stargan.evaluation.table import format_table
+from stargan.trainer import train
+
+log = logging.getLogger(__name__)
 
 # A small StarGAN: 32x32 images, narrow nets, LR decay over the last third. Two changes from the official
 # recipe fit the CPU budget: n_critic 2 and lr 5e-4 (measured at 1,200 iterations on 1,000 images:
 # colour-change accuracy 54% with n_critic 5 / lr 2e-4, 89% with these). WGAN-GP, lambda_cls 1, lambda_rec 10
 # and shuffled targets are official.
 DEMO_STARGAN = {
-    "model": "stargan",
     "name": "demo",
     "data": {"image_size": 32, "batch_size": 16},
     "network": {"g_conv_dim": 16, "d_conv_dim": 16, "g_repeat_num": 3, "d_repeat_num": 4},
@@ -32,11 +44,6 @@ CLASSIFIER = {"epochs": 2, "width": 16, "batch_size": 64}
 EVAL_RESERVE_S = 45.0
 
 
-def _fmt_s(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def colour_change_accuracy(metrics: dict, group: list[str]) -> tuple[float | None, int]:
     """Accuracy over the exclusive group's targets, weighted by their sample counts."""
     per = (metrics.get("target_accuracy") or {}).get("per_attribute", {})
@@ -46,42 +53,32 @@ def colour_change_accuracy(metrics: dict, group: list[str]) -> tuple[float | Non
 
 
 def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str = "auto", seed: int = 0,
-             out_root: Path = Path("runs"), echo: Callable[[str], None] = print, n_images: int | None = None,
-             iterations: int | None = None) -> dict:
-    """Run the whole demo; returns a summary dict (also written beside the results as demo.json).
+             out_root: Path = Path("runs"), n_images: int | None = None, iterations: int | None = None) -> dict:
+    """Run the whole demo, logging its progress and results; returns a summary dict (also written beside the
+    results as demo.json).
 
     ``n_images`` / ``iterations`` shrink the demo (tests); the LR still decays over the last third."""
-    import json
-
-    from common.data.shapes import load_schema, make_dataset
-    from common.device import resolve_device
-    from stargan.config import StarGANConfig
-    from stargan.evaluation.classify import train_attribute_classifier
-    from stargan.evaluation.evaluate import evaluate, format_table
-    from stargan.trainer import train
-
     t0 = time.perf_counter()
     budget_s = budget_minutes * 60.0
     dev = resolve_device(device)
     out = Path(out) if out is not None else new_run_dir(out_root, "demo")
     out.mkdir(parents=True, exist_ok=True)
-    echo(f"[demo] output: {out}   device: {dev}   budget: {_fmt_s(budget_s)}")
+    log.info(f"[demo] output: {out}   device: {dev}   budget: {fmt_seconds(budget_s)}")
 
     data_dir = out / "data"
     n_images = n_images or DATA["n"]
-    echo(f"[demo] 1/4 making the shapes dataset ({n_images} images, {DATA['size']}x{DATA['size']}) ...")
+    log.info(f"[demo] 1/4 making the shapes dataset ({n_images} images, {DATA['size']}x{DATA['size']}) ...")
     made = make_dataset(data_dir, n=n_images, size=DATA["size"], seed=seed)
     schema = load_schema(data_dir)
     colours = schema["exclusive"][0]
 
-    echo("[demo] 2/4 training the attribute classifier used for scoring ...")
+    log.info("[demo] 2/4 training the attribute classifier used for scoring ...")
     clf_path = out / "classifier.pt"
     clf_meta = train_attribute_classifier(data_dir, clf_path, schema["attrs"], schema["exclusive"],
-                                          image_size=DATA["size"], seed=seed, device=str(dev),
-                                          echo=lambda line: echo(f"       {line}"), **CLASSIFIER)
+                                          image_size=DATA["size"], seed=seed, device=str(dev), **CLASSIFIER)
 
     remaining = budget_s - (time.perf_counter() - t0) - EVAL_RESERVE_S
-    config = json.loads(json.dumps(DEMO_STARGAN))
+    config = copy.deepcopy(DEMO_STARGAN)
     config["seed"] = seed
     if iterations:
         config["optim"].update(num_iters=iterations, num_iters_decay=iterations // 3)
@@ -93,19 +90,17 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     }]
     config["run"].update(device=str(dev), max_seconds=max(30.0, remaining))
     cfg = from_dict(StarGANConfig, config, source="stargan demo")
-    echo(f"[demo] 3/4 training StarGAN ({cfg.optim.num_iters} iterations, at most "
-         f"{_fmt_s(cfg.run.max_seconds)}) ...")
+    log.info(f"[demo] 3/4 training StarGAN ({cfg.optim.num_iters} iterations, at most "
+             f"{fmt_seconds(cfg.run.max_seconds)}) ...")
     t_train = time.perf_counter()
     run_dir = train(cfg, out_root=out / "train")
     train_s = time.perf_counter() - t_train
 
-    echo("[demo] 4/4 evaluating on the held-out test images ...")
+    log.info("[demo] 4/4 evaluating on the held-out test images ...")
     ckpt = run_dir / "checkpoints" / "latest.pt"
     metrics = evaluate(ckpt, data_dir, out_dir=out / "eval", classifier=clf_path, device=str(dev), progress=False)
     grid = out / "grid.png"
     shutil.copyfile(metrics["outputs"]["samples"], grid)
-
-    from common.checkpoint import load_checkpoint
 
     steps = load_checkpoint(ckpt)["counters"]["global_step"]
     acc, acc_n = colour_change_accuracy(metrics, colours)
@@ -120,21 +115,18 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
         "grid": str(grid), "metrics": metrics["outputs"]["metrics"], "run_dir": str(run_dir),
         "dataset_images": made["n"],
     }
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out / "demo.json", summary, indent=2)
 
-    echo("")
-    echo(format_table(metrics))
-    echo("")
-    pct = "-" if acc is None else f"{100 * acc:.1f}%"
-    echo(f"demo finished in {_fmt_s(summary['seconds'])} (budget {_fmt_s(budget_s)}); "
-         f"StarGAN trained {steps}/{cfg.optim.num_iters} iterations in {_fmt_s(train_s)}")
-    echo(f"  colour-change accuracy: {pct} of {acc_n} translations judged by the classifier "
-         f"(chance: {100 / len(colours):.0f}%)")
+    log.info("\n" + format_table(metrics) + "\n")
+    log.info(f"demo finished in {fmt_seconds(summary['seconds'])} (budget {fmt_seconds(budget_s)}); "
+             f"StarGAN trained {steps}/{cfg.optim.num_iters} iterations in {fmt_seconds(train_s)}")
+    log.info(f"  colour-change accuracy: {fmt_percent(acc)} of {acc_n} translations judged by the classifier "
+             f"(chance: {100 / len(colours):.0f}%)")
     if cf:
-        echo(f"  counterfactual L1: {cf['l1']:.3f} vs do-nothing baseline {cf['baseline_l1']:.3f} "
-             f"(n={cf['n']}, lower is better, images in [-1, 1])")
-    echo(f"  picture:     {grid}  (rows: test inputs; columns: input, then one target attribute each)")
-    echo(f"  metrics:     {metrics['outputs']['metrics']}")
-    echo(f"  model:       {ckpt}")
-    echo(f"  tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
+        log.info(f"  counterfactual L1: {cf['l1']:.3f} vs do-nothing baseline {cf['baseline_l1']:.3f} "
+                 f"(n={cf['n']}, lower is better, images in [-1, 1])")
+    log.info(f"  picture:     {grid}  (rows: test inputs; columns: input, then one target attribute each)")
+    log.info(f"  metrics:     {metrics['outputs']['metrics']}")
+    log.info(f"  model:       {ckpt}")
+    log.info(f"  tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
     return summary

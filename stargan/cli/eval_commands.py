@@ -93,15 +93,17 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
     groups = [_names(g, "--exclusive") for g in exclusive]
     train_attribute_classifier(data_dir, out_path, names, groups, image_size=image_size, crop_size=crop_size,
                                epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, width=width,
-                               device=device, echo=click.echo)
+                               device=device)
 
 
 @click.command("evaluate")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="A StarGAN checkpoint (file, or a run folder for its latest).")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="CelebA-format folder whose test split is evaluated (list_eval_partition.txt, test_files.txt, "
-                   "or the checkpoint's seeded split); shapes datasets add ground-truth counterfactuals.")
+@click.option("--data", "data_dir", default=None, type=click.Path(path_type=Path),
+              help="The data folder, if it moved since training: it replaces the folder that held the training "
+                   "dataset's files (e.g. images/ and list_attr_celeba.txt) [default: the paths in the "
+                   "checkpoint's config]. The split is the one the trainer held out; shapes datasets add "
+                   "ground-truth counterfactuals.")
 @click.option("--classifier", default=None, type=click.Path(path_type=Path),
               help="Attribute classifier from `train-classifier` (without it, accuracies are skipped).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -115,13 +117,14 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--dataset", default=None, help="Multi-dataset models: whose labels and test data to use.")
 @user_errors
-def evaluate(checkpoint: Path, data_dir: Path, classifier: Path | None, out_dir: Path | None,
+def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, out_dir: Path | None,
              fid_weights: Path | None, batch_size: int, max_images: int | None, device: str,
              dataset: str | None) -> None:
-    """Score a StarGAN model on a test split: target/preservation accuracy with an attribute classifier (the
-    paper's protocol), error against ground-truth counterfactuals, cycle reconstruction, FID/KID."""
+    """Score a StarGAN model on the test split its training held out: target/preservation accuracy with an
+    attribute classifier (the paper's protocol), error against ground-truth counterfactuals, cycle
+    reconstruction, FID/KID."""
     from stargan.evaluation.evaluate import evaluate as run_evaluation
-    from stargan.evaluation.evaluate import format_table
+    from stargan.evaluation.table import format_table
 
     metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier, fid_weights=fid_weights,
                              device=device, batch_size=batch_size, max_images=max_images, dataset=dataset)

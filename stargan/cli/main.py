@@ -164,7 +164,7 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
     (checkpoints, TensorBoard), eval/metrics.json and grid.png (test inputs x target attributes), then prints
     the colour-change accuracy and the counterfactual error against the do-nothing baseline.
     """
-    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed, echo=click.echo)
+    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed)
 
 
 for _command in (make_dataset, train_classifier, evaluate, compare):

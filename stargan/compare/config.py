@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from common.config import apply_overrides, from_dict, read_yaml
+from common.data.shapes import SHAPES_EXCLUSIVE
 from common.errors import UserError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -72,8 +74,6 @@ class CompareData:
             raise UserError(f"{where}: key 'data.test_fraction' must be strictly between 0 and 1, "
                             f"got {self.test_fraction}")
         if self.kind == "shapes":
-            from common.data.shapes import SHAPES_EXCLUSIVE
-
             colours = SHAPES_EXCLUSIVE[0]
             unknown = [d for d in self.domains if d not in colours]
             if unknown:
@@ -203,8 +203,6 @@ def _has_key(data: Any, path: Sequence[str]) -> bool:
 
 def load_compare_config(path: str | Path, overrides: Sequence[str] = ()) -> CompareConfig:
     """Read a compare YAML, apply ``--set`` overrides and build the strict config (UserError on any problem)."""
-    from common.config import apply_overrides, from_dict, read_yaml
-
     data = apply_overrides(read_yaml(path), overrides)
     if data.get("model", "compare") != "compare":
         raise UserError(f"{path}: key 'model' must be 'compare' for `stargan compare`, got {data.get('model')!r} "

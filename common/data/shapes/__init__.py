@@ -1,0 +1,82 @@
+"""A procedural multi-attribute "shapes" dataset with ground-truth counterfactuals.
+
+Real datasets cannot say what a translated image *should* look like. Here every image is rendered from a small
+:class:`ShapesParams` record by the pure function :func:`render`, so the counterfactual "this very scene with
+one attribute changed" is simply the same record with one field changed, re-rendered with the same position,
+size, background pattern and per-pixel noise. Translation quality can then be measured against it.
+
+Attributes (label vector order = :data:`SHAPES_ATTRS`):
+
+* object colour, an exclusive group (:data:`SHAPES_EXCLUSIVE`): four well-separated colours;
+* ``Striped``: diagonal stripes in a darker shade of the object colour, vs. a solid object;
+* ``Dark_Background``: dark vs. light background.
+
+Nuisance factors that a translator must keep: shape (circle/square/triangle), rotation, position, size,
+background gradient direction, stripe phase, and small Gaussian pixel noise. The geometry is stored as
+fractions of the image size, so one record renders at any size.
+
+Folder layout written by :func:`make_dataset` (all paths relative to ``out``)::
+
+    attributes.json                schema (attrs + exclusive groups), generation settings, file names
+    list_attr_celeba.txt           CelebA format: count, attribute names, "<file> <-1/1 ...>" rows
+    list_eval_partition.txt        CelebA format: "<file> 0" (train) or "<file> 2" (test)
+    test_files.txt                 the fixed test split, one file name a line
+    params.json                    file name -> ShapesParams fields (see :func:`load_params`)
+    images/000001.png ...
+    counterfactuals/<stem>/<Attr>.png, counterfactuals/index.json   (test images only)
+    cyclegan/<A>2<B>/trainA|trainB|testA|testB/                      (optional, :func:`write_cyclegan_view`)
+
+Overwrite rule: ``out`` may be missing, an empty folder, or a folder that ``attributes.json`` marks as a shapes
+dataset (complete or left half-written by an interrupted run). In the last case the entries this module
+owns (the files and folders listed above) are deleted and regenerated, whatever the old settings were; other
+entries in the folder are left alone. Any other non-empty folder is refused, so a mistyped ``--out`` can never
+delete user data.
+
+Everything written is a pure function of ``(n, size, seed, test_fraction, cyclegan_views)``: the same
+arguments give byte-identical files. Image ``i`` is drawn from its own generator seeded with ``(seed, i)``, so
+a dataset with a larger ``n`` starts with the same scenes.
+
+Modules: :mod:`.scene` (attributes, :class:`ShapesParams`, sampling, labels), :mod:`.render` (rasterising,
+antialiasing rule), :mod:`.dataset` (:func:`make_dataset`), :mod:`.layout` (the layout and reading a dataset
+back), :mod:`.views` (the CycleGAN view). Every public name is importable from this package.
+"""
+
+from common.data.shapes.dataset import MAX_SIZE, MIN_N, MIN_SIZE, make_dataset
+from common.data.shapes.layout import (
+    ATTR_FILE,
+    CF_DIR,
+    CF_INDEX,
+    CYCLEGAN_DIR,
+    FORMAT,
+    FORMAT_VERSION,
+    IMAGES_DIR,
+    PARAMS_FILE,
+    PARTITION_FILE,
+    SCHEMA_FILE,
+    TEST_FILES,
+    load_counterfactuals,
+    load_params,
+    load_schema,
+)
+from common.data.shapes.render import object_mask, render, stripe_mask
+from common.data.shapes.scene import (
+    DARK_BACKGROUND,
+    SHAPES,
+    SHAPES_ATTRS,
+    SHAPES_EXCLUSIVE,
+    STRIPED,
+    ShapesParams,
+    change_attribute,
+    counterfactual_attrs,
+    params_label,
+    sample_params,
+)
+from common.data.shapes.views import write_cyclegan_view
+
+__all__ = [
+    "ATTR_FILE", "CF_DIR", "CF_INDEX", "CYCLEGAN_DIR", "DARK_BACKGROUND", "FORMAT", "FORMAT_VERSION", "IMAGES_DIR",
+    "MAX_SIZE", "MIN_N", "MIN_SIZE", "PARAMS_FILE", "PARTITION_FILE", "SCHEMA_FILE", "SHAPES", "SHAPES_ATTRS",
+    "SHAPES_EXCLUSIVE", "STRIPED", "TEST_FILES", "ShapesParams", "change_attribute", "counterfactual_attrs",
+    "load_counterfactuals", "load_params", "load_schema", "make_dataset", "object_mask", "params_label", "render",
+    "sample_params", "stripe_mask", "write_cyclegan_view",
+]

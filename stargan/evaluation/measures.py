@@ -1,0 +1,152 @@
+"""What the evaluation measures per batch, and the tallies that turn the measurements into numbers with counts.
+
+Decisions use the shared label vocabulary (:mod:`common.labels.groups`) with the schema's *kinds*: a binary
+attribute is ``logit > 0``, an exclusive group is its argmax, whatever loss trained the classifier on it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from common.labels.groups import AccuracyCounter, GroupSlice, group_agreement, logits_to_labels
+from common.labels.schema import Group, LabelSchema
+from common.labels.targets import single_changes
+from common.metrics import fid_from_features, kid_from_features
+from common.metrics.image_error import RunningMean, l1_error, psnr
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr")
+
+
+def decision_groups(schema: LabelSchema) -> list[GroupSlice]:
+    """``(kind, start, stop)`` per schema group by its kind (not its loss): how a classifier's logits are read."""
+    return [(g.kind, s, e) for g, s, e in schema.spans()]
+
+
+def _finite(value: float) -> float | None:
+    # None rather than NaN or inf: neither is valid JSON.
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _group_hits(decided: Tensor, reference: Tensor, group: Group, start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """One decision per image for a schema group (a binary group is one column): ``(hits, valid)``, both (N,)."""
+    hits, valid = group_agreement(decided, reference, group.kind, start, stop)
+    n = decided.shape[0]
+    return hits.reshape(n), valid.reshape(n)
+
+
+class ErrorMeans:
+    """Running means of named per-image errors, per key and overall."""
+
+    def __init__(self, keys: Sequence[str], metrics: Sequence[str]):
+        self.per = {k: {m: RunningMean() for m in metrics} for k in keys}
+        self.all = {m: RunningMean() for m in metrics}
+
+    def add(self, key: str, **values: Tensor) -> None:
+        for m, v in values.items():
+            self.per[key][m].update(v)
+            self.all[m].update(v)
+
+    @staticmethod
+    def _row(means: Mapping[str, RunningMean]) -> dict[str, Any]:
+        row: dict[str, Any] = {m: _finite(r.result()[0]) for m, r in means.items()}
+        row["n"] = next(iter(means.values())).result()[1]
+        return row
+
+    def result(self) -> dict[str, Any]:
+        return {"overall": self._row(self.all), "per_attribute": {k: self._row(v) for k, v in self.per.items()}}
+
+
+class ClassifierTally:
+    """The classifier's verdicts: on the translations (target reached, other groups preserved) and on the real
+    images against the ground truth."""
+
+    def __init__(self, schema: LabelSchema):
+        self.schema = schema
+        self.groups = decision_groups(schema)
+        self.target = AccuracyCounter(schema.names)
+        self.preserve = AccuracyCounter(schema.names)
+        self.real = AccuracyCounter(schema.names)
+
+    def decide(self, logits: Tensor) -> Tensor:
+        return logits_to_labels(logits.float(), self.groups)
+
+    def add_real(self, decided: Tensor, labels: Tensor) -> None:
+        """An exclusive member's accuracy is over the images of that class (how often the class is recognised),
+        as in :func:`common.metrics.attribute_accuracy`."""
+        for g, s, e in self.schema.spans():
+            hits, valid = _group_hits(decided, labels, g, s, e)
+            if g.kind == "binary":
+                self.real.add(g.names[0], hits)
+            else:
+                cls = labels[:, s:e].argmax(dim=1)
+                for j, name in enumerate(g.names):
+                    self.real.add(name, hits, valid & (cls == j))
+
+    def add_translation(self, name: str, span: tuple[Group, int, int], decided_y: Tensor, decided_in: Tensor,
+                        target: Tensor, c_org: Tensor) -> None:
+        """``decided_y``: decisions on the translations to ``target`` (a change of ``name`` in group ``span``);
+        ``decided_in``: decisions on the inputs."""
+        group, s, e = span
+        hits, valid = _group_hits(decided_y, target, group, s, e)
+        # Only real changes count: "set Red" on a red object asks for nothing and would inflate it.
+        changed = (target[:, s:e] != c_org[:, s:e]).any(dim=1)
+        self.target.add(name, hits, valid & changed)
+        # Preservation counts one decision per untouched group (the changed group is the target).
+        for g2, s2, e2 in self.schema.spans():
+            if g2 is not group:
+                self.preserve.add(name, _group_hits(decided_y, decided_in, g2, s2, e2)[0])
+
+    def result(self) -> dict[str, Any]:
+        return {"target_accuracy": self.target.result(), "preserve_accuracy": self.preserve.result(),
+                "real_accuracy": self.real.result()}
+
+
+def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor) -> dict[str, Tensor]:
+    """Translation ``y`` and the do-nothing baseline ``x`` against the ground truth, per image."""
+    return {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
+            "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu()}
+
+
+def fid_block(real: Tensor, fake: Tensor, with_kid: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"fid": None, "n_real": int(real.shape[0]), "n_fake": int(fake.shape[0])}
+    if real.shape[0] < 2 or fake.shape[0] < 2:
+        row["note"] = "needs at least 2 images per side"
+        return row
+    row["fid"] = fid_from_features(real, fake)
+    if with_kid:
+        row["kid"], row["kid_std"] = kid_from_features(real, fake, num_subsets=KID_SUBSETS,
+                                                       subset_size=KID_SUBSET_SIZE, seed=0)
+        row["kid_subset_size"] = min(KID_SUBSET_SIZE, int(real.shape[0]), int(fake.shape[0]))
+    return row
+
+
+def fid_result(real: Tensor, fake: Mapping[str, Tensor]) -> dict[str, Any]:
+    """FID/KID of all translations and FID per target attribute, against the real test images' features."""
+    return {"overall": fid_block(real, torch.cat(list(fake.values())), with_kid=True),
+            "per_attribute": {n: fid_block(real, f, with_kid=False) for n, f in fake.items()}}
+
+
+def truth_columns(inputs: Tensor, labels: Tensor, stems: Sequence[str], schema: LabelSchema,
+                  counterfactuals: Mapping[str, Mapping[str, Any]],
+                  load_counterfactual: Callable[[Any], Tensor] | None) -> list[Tensor]:
+    """Ground truth in the layout of the samples grid. A target equal to the input's own label has the input
+    itself as its truth (the dataset lists no counterfactual for it); other gaps are mid-grey."""
+    columns = []
+    for name, target in single_changes(schema, labels):
+        tiles = []
+        for i, stem in enumerate(stems):
+            entry = counterfactuals.get(stem, {}).get(name)
+            if entry is not None:
+                tiles.append(entry if isinstance(entry, Tensor) else load_counterfactual(entry))
+            elif torch.equal(target[i], labels[i]):
+                tiles.append(inputs[i])
+            else:
+                tiles.append(torch.zeros_like(inputs[i]))
+        columns.append(torch.stack(tiles).float().cpu())
+    return columns
