@@ -31,10 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# The repository root for the library and this folder for bench_train: run as a script Python puts only this
+# folder on sys.path, run as ``python -m benchmarks.bench_stargan_official`` only the current one.
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-from bench_train import build  # noqa: E402  (this folder: the script's own directory is on sys.path)
+from bench_train import build  # noqa: E402
 
 from common.layers.conv import Conv2d  # noqa: E402
 from stargan.networks import Discriminator, Generator  # noqa: E402

@@ -111,7 +111,7 @@ def _setup_stargan(family: ModelFamily, cfg, tmp: Path, size: int, batch_size: i
 
 
 # Per family: write a few synthetic images where its config expects data, build its trainer, time one unit.
-SETUP: dict[str, Callable[..., Bench]] = {CYCLEGAN.name: _setup_cyclegan, STARGAN.name: _setup_stargan}
+SETUP: dict[ModelFamily, Callable[..., Bench]] = {CYCLEGAN: _setup_cyclegan, STARGAN: _setup_stargan}
 
 
 def build(config: str, overrides: list[str], device: str = "auto", precision: str | None = None,
@@ -123,7 +123,7 @@ def build(config: str, overrides: list[str], device: str = "auto", precision: st
     cfg = load_config(config, overrides, config_classes())
     family = family_of_config(cfg)
     size = size or family.train_image_size(cfg)
-    return SETUP[family.name](family, cfg, Path(tempfile.mkdtemp(prefix="bench-")), size, batch_size)
+    return SETUP[family](family, cfg, Path(tempfile.mkdtemp(prefix="bench-")), size, batch_size)
 
 
 def main() -> None:

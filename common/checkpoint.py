@@ -17,14 +17,13 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from common.errors import UserError
-from common.files import link_or_copy
+from common.files import atomic_writer, fsync_dir, link_or_copy
 from common.version import __version__
 
 FORMAT = "stargan-lib"
@@ -34,35 +33,13 @@ _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 log = logging.getLogger(__name__)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place."""
+    """``torch.save`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place (with the
+    permissions a plain ``open`` would give)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_writer(path, binary=True, fsync=True) as handle:
+        torch.save(obj, handle)
     return path
 
 
@@ -162,7 +139,7 @@ class CheckpointManager:
         tmp.unlink(missing_ok=True)
         link_or_copy(path, tmp)  # a hard link costs no extra disk or I/O
         os.replace(tmp, latest)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
 
 
 def newest_loadable(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:

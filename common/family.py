@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ class ModelFamily:
     config_class: the typed config dataclass (its ``model`` field is ``Literal[name]``).
     train: ``train(cfg, out_root=..., resume=..., device=...) -> run folder``.
     trainer_class: the trainer (``TrainerBase`` subclass), for benchmarks and step callbacks.
-    train_image_size: the side of the training images of a config (benchmarks, compare).
+    train_image_size: the side of the training images of a config (benchmarks).
     load: ``load(ckpt, source) -> LoadedModel``.
     translator: ``translator(ckpt, source, options, device) -> Translator``; ``options`` holds only names from
         ``translate_options`` (the CLI refuses the others for this family, naming them).
@@ -80,7 +80,6 @@ class ModelFamily:
     import_options: tuple[str, ...] = ()
     official_hint: str = ""
     label_conditioned: bool = False
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 def option_flag(name: str) -> str:
@@ -90,7 +89,8 @@ def option_flag(name: str) -> str:
 
 def check_options(family: ModelFamily, given: Mapping[str, Any], allowed: tuple[str, ...], source: str) -> None:
     """Refuse options (those not None/False in ``given``) that ``family`` does not understand, naming them."""
-    foreign = [k for k, v in given.items() if v not in (None, False) and k not in allowed]
+    # Identity checks: `v not in (None, False)` would also pass over a given 0 or 0.0 (0 == False).
+    foreign = [k for k, v in given.items() if v is not None and v is not False and v != () and k not in allowed]
     if foreign:
         flags = "/".join(option_flag(k) for k in foreign)
         valid = ", ".join(option_flag(k) for k in allowed) or "none"

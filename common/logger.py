@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import make_grid
+
+from common.grids import tile_grid
 
 
 class RunLogger:
@@ -37,9 +38,7 @@ class RunLogger:
         """``rows``: tensors (N,3,H,W) in [-1,1], concatenated and laid out ``nrow`` images per row."""
         if not self.enabled:
             return
-        images = torch.cat([r.detach().float().cpu() for r in rows])
-        grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2)
-        self._writer.add_image(tag, grid, step)
+        self._writer.add_image(tag, tile_grid(rows, nrow=nrow, padding=2), step)
 
     def flush(self) -> None:
         if self.enabled:

@@ -127,24 +127,6 @@ def identity_loss(idt: Tensor, real: Tensor, weight: float, name: str = "idt") -
     return l1_loss(idt, real, weight, name)
 
 
-def binary_cls_loss(logits: Tensor, targets: Tensor, name: str = "cls") -> tuple[Tensor, Logs]:
-    """Multi-label attribute loss: BCE-with-logits summed over attributes, averaged over the batch.
-
-    This is StarGAN's CelebA loss (a sum, not a mean, over attributes), so its scale grows with the number of
-    attributes; ``targets`` are 0/1 of the same shape as ``logits`` ``(N, c)``.
-    """
-    per_sample = _binary_per_sample(logits, targets)
-    loss = per_sample.sum() / max(logits.size(0), 1)
-    return loss, {name: loss.item()}
-
-
-def exclusive_cls_loss(logits: Tensor, target_index: Tensor, name: str = "cls") -> tuple[Tensor, Logs]:
-    """Single-label loss (StarGAN's RaFD): cross-entropy of ``logits`` ``(N, c)`` to class indices ``(N,)``,
-    averaged over the batch."""
-    loss = F.cross_entropy(logits, target_index.long())
-    return loss, {name: loss.item()}
-
-
 def _binary_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
     bce = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
     return bce.reshape(logits.size(0), -1).sum(dim=1)
@@ -167,7 +149,8 @@ def grouped_cls_loss(
     - ``exclusive``: ``l_i = CE(logits[i, start:stop], argmax(targets[i, start:stop]))`` (a one-hot slice).
 
     The group loss is the weighted mean ``sum_i m_i l_i / sum_i m_i`` with ``m = sample_mask`` (all ones when
-    ``None``, which reproduces :func:`binary_cls_loss` / :func:`exclusive_cls_loss` exactly). ``sample_mask``
+    ``None``: the official StarGAN losses, a sum of BCE over a binary group's attributes averaged over the
+    batch (CelebA) and a batch-mean cross-entropy (RaFD)). ``sample_mask``
     is boolean or non-negative float, shape ``(N,)`` (one mask for every group) or ``(N, len(groups))`` (one
     column per group, for batches that mix datasets). Samples with ``m_i = 0`` contribute neither value nor
     gradient, even if their targets for that group are meaningless (e.g. all zeros); a group with no

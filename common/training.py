@@ -10,11 +10,10 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as tdist
-import yaml
 from tqdm import tqdm
 
 from common.checkpoint import CheckpointManager, load_checkpoint, new_checkpoint, newest_loadable
-from common.config import to_dict
+from common.config import dump_yaml, to_dict
 from common.device import resolve_device
 from common.distributed import (
     DistInfo,
@@ -24,6 +23,7 @@ from common.distributed import (
     shutdown_distributed,
 )
 from common.errors import UserError
+from common.files import write_text_atomic
 from common.logger import RunLogger
 from common.rng import capture_rng_state, restore_rng_state, seed_everything
 from common.runs import latest_run_with_checkpoint, new_run_dir
@@ -172,7 +172,7 @@ def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo)
         tdist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
     if dist.is_main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+        write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
     logger = RunLogger(run_dir, enabled=dist.is_main)
     return RunContext(run_dir, logger, CheckpointManager(run_dir, cfg.log.keep_last), ckpt, ckpt_path)
 

@@ -9,7 +9,7 @@ import torch
 from common.family import LoadedModel, ModelFamily, Translator
 from cyclegan.config import CycleGANConfig
 from cyclegan.import_official import convert_to_checkpoint
-from cyclegan.model import DIRECTIONS, generator_from_checkpoint, generators_from_checkpoint, required_multiple
+from cyclegan.model import generator_from_checkpoint, generators_from_checkpoint, required_multiple
 from cyclegan.trainer import CycleGANTrainer
 
 
@@ -46,5 +46,4 @@ FAMILY = ModelFamily(
     is_official=_is_official,
     import_official=_import_official,
     official_hint="a generator state_dict such as latest_net_G_A.pth (keys 'model.1.weight' or 'model.model.0.weight')",
-    extras={"directions": tuple(DIRECTIONS)},
 )

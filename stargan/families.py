@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from common.checkpoint import safe_torch_load
+from common.checkpoint import FORMAT, safe_torch_load
 from common.errors import UserError
 from common.family import ModelFamily
 from cyclegan.family import FAMILY as CYCLEGAN
@@ -53,7 +53,10 @@ def _official_keys(raw: Any) -> frozenset[str]:
 
 def family_of_official(path: str | os.PathLike) -> ModelFamily:
     """The family whose official code wrote the checkpoint file ``path`` (read with ``weights_only=True``)."""
-    keys = _official_keys(safe_torch_load(path))
+    raw = safe_torch_load(path)
+    if isinstance(raw, Mapping) and raw.get("format") == FORMAT:
+        raise UserError(f"{path}: is already a checkpoint of this library; use it directly, no import needed")
+    keys = _official_keys(raw)
     for family in FAMILIES.values():
         if family.is_official(keys):
             return family

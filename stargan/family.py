@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from common.config import from_dict
 from common.family import LoadedModel, ModelFamily, Translator
 from stargan.config import StarGANConfig
 from stargan.import_official import convert_to_checkpoint
@@ -19,8 +18,7 @@ IMPORT_OPTIONS = ("attrs", "exclusive", "datasets", "dataset_names")
 
 
 def _load(ckpt: dict, source: str) -> LoadedModel:
-    nets, labels = networks_from_checkpoint(ckpt, source)
-    cfg = from_dict(StarGANConfig, ckpt["config"], source=f"{source} (embedded config)")
+    cfg, nets, labels = networks_from_checkpoint(ckpt, source)
     return LoadedModel(nets=nets, config=cfg, image_size=cfg.data.image_size, multiple=DOWNSAMPLING,
                        labels=labels)
 

@@ -18,8 +18,10 @@ def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, to
     }
 
 
-def networks_from_checkpoint(ckpt: dict, source: str) -> tuple[dict[str, torch.nn.Module], LabelSpace]:
-    """G (and D when present) in eval mode plus the label space, from a StarGAN training/inference checkpoint."""
+def networks_from_checkpoint(ckpt: dict, source: str
+                             ) -> tuple[StarGANConfig, dict[str, torch.nn.Module], LabelSpace]:
+    """The embedded config, G (and D when present) in eval mode and the label space, from a StarGAN
+    training/inference checkpoint."""
     try:
         labels = LabelSpace.from_dict(ckpt["extra"]["labels"])
     except (KeyError, TypeError, ValueError) as err:
@@ -37,4 +39,4 @@ def networks_from_checkpoint(ckpt: dict, source: str) -> tuple[dict[str, torch.n
         out[name] = net.eval()
     if "G" not in out:
         raise UserError(f"{source}: holds no StarGAN generator 'G'")
-    return out, labels
+    return cfg, out, labels

@@ -124,8 +124,11 @@ def _spec_names(text: str) -> list[str]:
 
 def predict_labels(D: torch.nn.Module | None, x: torch.Tensor, labels: LabelSpace, dataset: int,
                    image_size: int) -> torch.Tensor:
-    """Dataset ``dataset``'s labels of images ``x`` as D's classification head sees them (binary: logit > 0;
-    exclusive: argmax). Without a D, all zeros: only the attributes the user sets are meaningful then."""
+    """Dataset ``dataset``'s labels of images ``x`` as D's classification head learned them: groups by loss
+    (:meth:`~common.labels.schema.LabelSchema.slices`), so a cross-entropy group is its argmax and every BCE
+    column, members of a ``"bce"`` exclusive group included, is its own ``logit > 0`` (the data's labels may set
+    none or two of those, and G was trained on such labels). Without a D, all zeros: only the attributes the
+    user sets are meaningful then."""
     schema = labels.schemas[dataset]
     if D is None:
         return torch.zeros(x.shape[0], schema.dim, device=x.device)
@@ -140,9 +143,7 @@ def make_translator(nets: dict, labels: LabelSpace, spec: TargetSpec, image_size
     spec.validate()
     G, D = nets["G"], nets.get("D")
     if spec.dataset is not None:
-        dataset = labels.names.index(spec.dataset) if spec.dataset in labels.names else None
-        if dataset is None:
-            raise UserError(f"--dataset {spec.dataset!r}: unknown; this model's datasets: {', '.join(labels.names)}")
+        dataset = labels.dataset_index(spec.dataset)
     elif spec.target is not None:
         dataset = labels.dataset_for(_spec_names(spec.target))
     else:

@@ -1,6 +1,7 @@
 """Checkpoint writing/reading: atomic, keep-last-N, latest, safe loading with explicit errors."""
 import logging
 import os
+import stat
 
 import pytest
 import torch
@@ -46,6 +47,23 @@ def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path):
         atomic_save({"a": Boom()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(1))
     assert sorted(os.listdir(tmp_path)) == ["x.pt"]
+
+
+def test_checkpoints_get_the_permissions_of_a_plain_open(tmp_path):
+    # mkstemp alone would make every checkpoint 0600 while the run's other files are 0644.
+    old_mask = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.txt"
+        with open(plain, "w"):
+            pass
+        saved = atomic_save({"a": torch.ones(1)}, tmp_path / "x.pt")
+        managed = CheckpointManager(tmp_path, keep_last=1).save(_ckpt(1), 1)
+    finally:
+        os.umask(old_mask)
+    expected = stat.S_IMODE(plain.stat().st_mode)
+    assert expected == 0o644
+    for path in (saved, managed, tmp_path / "checkpoints" / "latest.pt"):
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
 def test_rng_state_survives_weights_only_round_trip(tmp_path):

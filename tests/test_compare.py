@@ -94,7 +94,7 @@ def test_results_cover_every_model_and_direction(compared):
         for name, net in nets.items():
             net.load_state_dict(ckpt["nets"][name])
         expected_cg += sum(count_parameters(n) for n in nets.values())
-    nets, _ = networks_from_checkpoint(load_checkpoint(sg["runs"][0]["run_dir"]), "stargan")
+    _, nets, _ = networks_from_checkpoint(load_checkpoint(sg["runs"][0]["run_dir"]), "stargan")
     assert set(nets) == {"G", "D"}
     assert cg["parameters"] == expected_cg
     assert sg["parameters"] == sum(count_parameters(n) for n in nets.values())

@@ -1,5 +1,6 @@
 """`stargan evaluate` / `train-classifier` / `make-dataset`, and the metric core with stub generators."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ from PIL import Image
 
 import stargan.family
 from common.checkpoint import atomic_save, new_checkpoint
-from common.config import from_dict, to_dict
+from common.config import from_dict, load_config, to_dict
 from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
+from common.errors import UserError
 from common.labels.schema import LabelSchema
 from common.labels.space import LabelSpace
 from common.labels.targets import single_changes
@@ -19,11 +21,13 @@ from stargan.cli.eval_commands import evaluate as evaluate_cmd
 from stargan.cli.eval_commands import make_dataset as make_dataset_cmd
 from stargan.cli.eval_commands import train_classifier as train_classifier_cmd
 from stargan.config import StarGANConfig
-from stargan.datasets import CelebADataset
-from stargan.evaluation.evaluate import evaluate, evaluate_generator, format_table, load_image
-from stargan.families import CYCLEGAN
+from stargan.datasets import CelebADataset, load_test_image
+from stargan.evaluation.evaluate import evaluate, evaluate_generator, format_table
+from stargan.evaluation.split import load_test_split
+from stargan.families import CYCLEGAN, config_classes
 from stargan.model import build_networks
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 COLOURS = SHAPES_EXCLUSIVE[0]
 SCHEMA = LabelSchema.from_attrs(SHAPES_ATTRS, SHAPES_EXCLUSIVE, "bce")
 METRIC_KEYS = {"checkpoint", "data_dir", "dataset", "attributes", "schema", "image_size", "crop_size", "split",
@@ -215,6 +219,18 @@ def test_evaluate_cli_end_to_end(tmp_path, shapes, checkpoint, no_fid_weights):
     assert json.loads((tmp_path / "e2" / "metrics.json").read_text())["target_accuracy"] is None
 
 
+def _replace_g(monkeypatch, G):
+    """Checkpoints load as usual, with ``G`` in place of their generator."""
+    load = stargan.family.networks_from_checkpoint
+
+    def loaded_with_g(ckpt, source):
+        *rest, nets, labels = load(ckpt, source)
+        return (*rest, {**nets, "G": G}, labels)
+
+    monkeypatch.setattr(stargan.family, "networks_from_checkpoint", loaded_with_g)
+    return G
+
+
 class _CounterfactualOracle(torch.nn.Module):
     """Returns the ground-truth counterfactual PNG for a test image and a single change, read with PIL (not
     with the evaluation's loader): a perfect translator, to check that every translation is compared with the
@@ -224,7 +240,7 @@ class _CounterfactualOracle(torch.nn.Module):
         super().__init__()
         self.by_pixels = {}
         for e in items.values():
-            key = load_image(e["source"], 32, None).numpy().tobytes()
+            key = load_test_image(e["source"], 32, None).numpy().tobytes()
             self.by_pixels[key] = (torch.tensor(e["label"], dtype=torch.float32), e["targets"])
 
     def forward(self, x, c):
@@ -245,9 +261,7 @@ class _CounterfactualOracle(torch.nn.Module):
 def test_evaluate_with_a_perfect_translator_matches_every_counterfactual(shapes, checkpoint, tmp_path,
                                                                          monkeypatch, no_fid_weights):
     items = load_counterfactuals(shapes)["items"]
-    labels = LabelSpace(["shapes"], [SCHEMA])
-    monkeypatch.setattr(stargan.family, "networks_from_checkpoint",
-                        lambda ckpt, source: ({"G": _CounterfactualOracle(items)}, labels))
+    _replace_g(monkeypatch, _CounterfactualOracle(items))
     m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
     cf = m["counterfactual"]["overall"]
     assert m["counts"]["test_images"] == len(items) and cf["n"] == sum(len(e["targets"]) for e in items.values())
@@ -288,14 +302,11 @@ class _Recorder(torch.nn.Module):
 
 
 def _record_inputs(monkeypatch):
-    recorder = _Recorder()
-    labels = LabelSpace(["shapes"], [SCHEMA])
-    monkeypatch.setattr(stargan.family, "networks_from_checkpoint", lambda ckpt, source: ({"G": recorder}, labels))
-    return recorder
+    return _replace_g(monkeypatch, _Recorder())
 
 
 def _pixels(files):
-    return {load_image(f, 32, None).numpy().tobytes() for f in files}
+    return {load_test_image(f, 32, None).numpy().tobytes() for f in files}
 
 
 @pytest.fixture
@@ -354,3 +365,64 @@ def test_evaluate_refuses_a_model_without_target_labels(tmp_path):
     atomic_save(ckpt, tmp_path / "cg.pt")
     r = invoke(evaluate_cmd, ["--checkpoint", tmp_path / "cg.pt", "--device", "cpu"], code=2)
     assert r.output.strip().count("\n") == 0 and "cg.pt" in r.output and CYCLEGAN.title in r.output
+
+
+def _partition_test_names(data):
+    return [line.split()[0] for line in (data / "list_eval_partition.txt").read_text().splitlines()
+            if line.split()[1] == "2"]
+
+
+def test_evaluate_needs_only_the_test_images(tmp_path, shapes, checkpoint, monkeypatch, no_fid_weights):
+    """The test split's images are all evaluation reads: a folder without the training images evaluates."""
+    data = tmp_path / "only_test"
+    (data / "images").mkdir(parents=True)
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        (data / name).write_text((shapes / name).read_text())
+    test_names = _partition_test_names(shapes)
+    for name in test_names:
+        (data / "images" / name).symlink_to(shapes / "images" / name)
+    assert len(test_names) < len(list((shapes / "images").iterdir()))
+    recorder = _record_inputs(monkeypatch)
+    m = evaluate(checkpoint, data, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    assert m["counts"]["test_images"] == len(test_names)
+    assert recorder.seen == _pixels(shapes / "images" / name for name in test_names)
+    # A missing test image is a one-line error naming it.
+    (data / "images" / test_names[-1]).unlink()
+    r = invoke(evaluate_cmd, ["--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "e2", "--device",
+                              "cpu"], code=2)
+    assert r.output.strip().count("\n") == 0 and f"{test_names[-1]}: image file not found" in r.output
+
+
+def test_evaluate_refuses_an_entry_that_held_nothing_out_without_data(tmp_path, data_copy, monkeypatch,
+                                                                      no_fid_weights):
+    """test_count=0: the trainer used the whole folder, so without --data the "test split" would be the training
+    images."""
+    ckpt = _tiny_checkpoint(tmp_path / "all.pt", image_dir=str(data_copy / "images"),
+                            attr_path=str(data_copy / "list_attr_celeba.txt"), test_count=0)
+    r = invoke(evaluate_cmd, ["--checkpoint", ckpt, "--out", tmp_path / "e0", "--device", "cpu"], code=2)
+    assert r.output.strip().count("\n") == 0
+    assert "dataset 'shapes'" in r.output and "test_count=0" in r.output and "--data <folder" in r.output
+    assert not (tmp_path / "e0").exists()
+    # With --data the folder given is the test data, used whole (as before).
+    recorder = _record_inputs(monkeypatch)
+    m = evaluate(ckpt, data_copy, out_dir=tmp_path / "e", device="cpu", batch_size=8, progress=False)
+    n_images = len(list((data_copy / "images").iterdir()))
+    assert m["split"] == "the whole folder (test_count=0)" and m["counts"]["test_images"] == n_images
+    assert recorder.seen == _pixels((data_copy / "images").iterdir())
+
+
+def test_rafd_config_needs_data_for_its_test_folder(tmp_path):
+    """configs/stargan/rafd.yaml trains on data/rafd/train with test_fraction 0: its test images live elsewhere."""
+    cfg = load_config(CONFIGS / "stargan" / "rafd.yaml", [], config_classes())
+    entry = cfg.data.datasets[0]
+    assert entry.test_fraction == 0
+    with pytest.raises(UserError, match=rf"^dataset '{entry.name}': .*\(test_fraction=0\); pass --data <folder "
+                                        r"with the test images>$"):
+        load_test_split(entry, cfg.data)
+    test_dir = tmp_path / "rafd_test"
+    for k, cls in enumerate(("angry", "happy")):
+        (test_dir / cls).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (80 * k, 0, 0)).save(test_dir / cls / f"{cls}.png")
+    split = load_test_split(entry, cfg.data, test_dir)
+    assert len(split) == 2 and split.description == "the whole folder (test_fraction=0)"
+    assert split.root == test_dir

@@ -49,6 +49,18 @@ def test_options_of_another_family_are_refused_by_name(tmp_path):
                       "--target", "Red=1", "--strength", "2"], code=2)
     assert "--target/--strength do not apply" in result.output and "--direction" in result.output
     assert not (tmp_path / "res").exists()
+    # A given 0 is a given option too (0 == False must not let it through).
+    result = run_cli(["translate", "--checkpoint", out, "--input", image, "--output", tmp_path / "res",
+                      "--strength", "0"], code=2)
+    assert "--strength does not apply" in result.output
+
+
+def test_importing_a_checkpoint_of_this_library_says_to_use_it_directly(tmp_path):
+    path, _ = _official_cyclegan_file(tmp_path)
+    ours = tmp_path / "imported.pt"
+    run_cli(["import-official", path, "--out", ours])
+    result = run_cli(["import-official", ours, "--out", tmp_path / "again.pt"], code=2)
+    assert "already a checkpoint of this library; use it directly" in result.output
 
 
 def test_unknown_official_file_names_what_each_family_expects(tmp_path):

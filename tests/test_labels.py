@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.labels.groups import AccuracyCounter, attribute_hits, logits_to_labels
 from common.labels.schema import Group, LabelSchema, SchemaError
-from common.labels.space import MultiSchema
+from common.labels.space import LabelSpace, MultiSchema
 from common.labels.targets import apply_strength, random_targets, shuffle_targets, single_changes
-from stargan.translate import parse_target, parse_target_vector
+from stargan.translate import parse_target, parse_target_vector, predict_labels
 
 HAIR = ["Black_Hair", "Blond_Hair", "Brown_Hair"]
 ATTRS = HAIR + ["Male", "Young"]
@@ -18,6 +19,18 @@ def celeba():
 
 def t(*v):
     return torch.tensor(v, dtype=torch.float32)
+
+
+def valid_targets(schema, y):
+    """Per row: every value 0 or 1, and exactly one member set in each exclusive group (what every target the
+    library invents must be, whatever the group's loss)."""
+    ok = torch.ones(y.shape[:-1], dtype=torch.bool)
+    for g, start, stop in schema.spans():
+        block = y[..., start:stop]
+        ok &= ((block == 0) | (block == 1)).all(dim=-1)
+        if g.kind == "exclusive":
+            ok &= block.sum(dim=-1) == 1
+    return ok
 
 
 # -- schema ------------------------------------------------------------------------------------------------
@@ -60,7 +73,7 @@ def test_exclusive_bce_group_loss_slices_vs_targets():
     assert [(g.name, a, b) for g, a, b in s.spans()] == [("Black_Hair|Blond_Hair|Brown_Hair", 0, 3),
                                                          ("Male", 3, 4), ("Young", 4, 5)]
     y = random_targets(s, 64, torch.Generator().manual_seed(0))
-    assert (y[:, :3].sum(1) == 1).all()
+    assert (y[:, :3].sum(1) == 1).all() and valid_targets(s, y).all()
     cols = dict(single_changes(s, t(1, 1, 0, 0, 0)))
     assert cols["Brown_Hair"].tolist() == [0, 0, 1, 0, 0]
     assert parse_target(s, "Blond_Hair=1", t(0, 0, 0, 0, 0)).tolist() == [0, 1, 0, 0, 0]
@@ -110,6 +123,46 @@ def test_group_and_schema_validation_errors():
         LabelSchema.from_attrs(["A"]).index("B")
     # Schema errors reach the CLI as one-line user errors too.
     assert issubclass(SchemaError, UserError)
+
+
+def test_decision_slices_by_kind_vs_slices_by_loss():
+    ce = LabelSchema.from_attrs(ATTRS, [HAIR])
+    bce = LabelSchema.from_attrs(ATTRS, [HAIR], exclusive_loss="bce")
+    by_kind = [("exclusive", 0, 3), ("binary", 3, 4), ("binary", 4, 5)]
+    assert ce.decision_slices() == ce.slices() == by_kind
+    assert bce.decision_slices() == by_kind
+    assert bce.slices() == [("binary", 0, 3), ("binary", 3, 4), ("binary", 4, 5)]
+    # Judging a translation decides the hair group as its argmax (one member) ...
+    logits = t(2.0, 1.0, -1.0, 0.5, -0.5).unsqueeze(0)
+    assert logits_to_labels(logits, bce.decision_slices()).tolist() == [[1, 0, 0, 1, 0]]
+    # ... while translate reads an input's labels from D as D learned them: each "bce" member its own logit > 0.
+
+    class FakeD(torch.nn.Module):
+        def forward(self, x):
+            return None, logits.expand(x.shape[0], -1)
+
+    space = LabelSpace(["celeba"], [bce])
+    assert predict_labels(FakeD(), torch.zeros(1, 3, 8, 8), space, 0, 8).tolist() == [[1, 1, 0, 1, 0]]
+    ce_space = LabelSpace(["celeba"], [ce])
+    assert predict_labels(FakeD(), torch.zeros(1, 3, 8, 8), ce_space, 0, 8).tolist() == [[1, 0, 0, 1, 0]]
+
+
+# -- decisions and accuracy ----------------------------------------------------------------------------------
+def test_attribute_hits_and_group_counts():
+    groups = [("binary", 0, 2), ("exclusive", 2, 5)]
+    reference = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [1, 1, 0, 0, 1], [0, 1, 0, 0, 0]],
+                             dtype=torch.float32)
+    decided = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 0, 0], [1, 1, 0, 0, 1], [1, 1, 0, 1, 0]],
+                           dtype=torch.float32)
+    rows = {j: (hits[counted].tolist()) for j, hits, counted in attribute_hits(decided, reference, groups)}
+    # Binary columns: every image; an exclusive member: the group's decision on the images of that class
+    # (row 3 has no class and counts for no member).
+    assert rows == {0: [True, True, True, False], 1: [False, True, True, True], 2: [True], 3: [False], 4: [True]}
+    counter = AccuracyCounter()
+    counter.add_groups(decided, reference, groups)
+    assert (counter.correct, counter.total) == ({0: 6, 1: 2}, {0: 8, 1: 3})
+    assert counter.accuracy() == 8 / 11 and counter.accuracy(1) == 2 / 3
+    assert counter.result()["overall"] == {"accuracy": 8 / 11, "n": 11}
 
 
 # -- parse_target ------------------------------------------------------------------------------------------
@@ -193,12 +246,28 @@ def test_random_targets_valid_and_seeded(celeba):
     assert y.shape == (4000, 5)
     assert ((y == 0) | (y == 1)).all()
     assert (y[:, :3].sum(1) == 1).all()
+    assert valid_targets(celeba, y).all()
     # Roughly uniform over the 3 hair colours and the binary values.
     assert torch.allclose(y[:, :3].mean(0), torch.full((3,), 1 / 3), atol=0.04)
     assert torch.allclose(y[:, 3:].mean(0), torch.full((2,), 0.5), atol=0.04)
     y1 = random_targets(celeba, 8, torch.Generator().manual_seed(5))
     y2 = random_targets(celeba, 8, torch.Generator().manual_seed(5))
     assert torch.equal(y1, y2)
+
+
+def test_the_validity_check_refuses_invalid_targets(celeba):
+    # The check the target tests rely on must itself fail on invalid vectors.
+    assert valid_targets(celeba, t(0, 1, 0, 1, 0))
+    assert not valid_targets(celeba, t(1, 1, 0, 0, 1))  # two members of an exclusive group
+    assert not valid_targets(celeba, t(0, 0, 0, 0, 1))  # no member
+    assert not valid_targets(celeba, t(1, 0, 0, 0.5, 1))  # a binary value that is neither 0 nor 1
+    assert not valid_targets(celeba, t(0, 1, 0, 2, 0))
+    assert valid_targets(celeba, torch.stack([t(0, 0, 1, 0, 0), t(1, 1, 0, 0, 0)])).tolist() == [True, False]
+    # The official test grid of valid labels is valid (from data labels it keeps the untouched groups as they
+    # are, so only the changed exclusive group is guaranteed to be one-hot).
+    labels = torch.stack([t(0, 0, 1, 1, 0), t(1, 0, 0, 0, 1)])
+    for name, target in single_changes(celeba, labels):
+        assert valid_targets(celeba, target).all(), name
 
 
 def test_shuffle_targets_is_permutation():
@@ -230,7 +299,6 @@ def test_multischema_two_datasets(celeba):
     m = MultiSchema([celeba, rafd], ["celeba", "rafd"])
     assert (m.n, m.label_dim, m.dim) == (2, 13, 15)  # official CelebA+RaFD: G input 15, D cls 13
     assert m.block_slice(0) == slice(0, 5) and m.block_slice(1) == slice(5, 13)
-    assert (m.label_dim, m.dim) == (13, 15)
     y0 = t(1, 0, 0, 1, 1).expand(2, 5)
     e0 = m.embed(0, y0)
     assert e0.shape == (2, 15)
@@ -238,20 +306,32 @@ def test_multischema_two_datasets(celeba):
     y1 = torch.nn.functional.one_hot(torch.tensor([2, 7]), 8).float()
     e1 = m.embed(1, y1)
     assert e1[1].tolist() == [0] * 5 + [0] * 7 + [1] + [0, 1]
+    # The mask: the last n columns, after D's label_dim, one-hot on the labelled dataset for every row.
+    assert e0[:, m.label_dim:].tolist() == [[1, 0], [1, 0]] and e1[:, m.label_dim:].tolist() == [[0, 1], [0, 1]]
+    assert m.embed(1, torch.zeros(3, 8))[:, 13:].tolist() == [[0, 1]] * 3
     assert torch.equal(m.extract(1, e1), y1)
     assert m.cls_slices(0) == [("exclusive", 0, 3), ("binary", 3, 4), ("binary", 4, 5)]
     assert m.cls_slices(1) == [("exclusive", 5, 13)]
     # All cls slices stay inside D's label_dim logits, and the loss target is the embed without the mask.
     assert max(b for i in range(2) for _, _, b in m.cls_slices(i)) == m.label_dim
     assert torch.equal(e1[:, : m.label_dim][:, 5:13], y1)
-    assert m.index("rafd") == 1
-    with pytest.raises(UserError, match="celeba, rafd"):
-        m.index("x")
     with pytest.raises(ValueError, match="last dimension 8"):
         m.embed(1, y0)
     with pytest.raises(IndexError):
         m.block_slice(2)
     assert MultiSchema.from_dict(m.to_dict()) == m
+
+
+def test_label_space_dataset_index(celeba):
+    rafd = LabelSchema.from_attrs(["a", "b"], [["a", "b"]])
+    space = LabelSpace(["celeba", "rafd"], [celeba, rafd])
+    assert (space.dataset_index("celeba"), space.dataset_index("rafd")) == (0, 1)
+    with pytest.raises(UserError, match=r"unknown dataset 'x'; this model's datasets: celeba, rafd$"):
+        space.dataset_index("x")
+    single = LabelSpace(["shapes"], [celeba])
+    assert single.dataset_index("shapes") == 0
+    with pytest.raises(UserError, match="shapes"):
+        single.dataset_index("celeba")
 
 
 def test_multischema_three_datasets():

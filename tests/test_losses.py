@@ -6,10 +6,8 @@ from torch import nn
 
 from common.losses import (
     GAN_MODES,
-    binary_cls_loss,
     cycle_loss,
     discriminator_loss,
-    exclusive_cls_loss,
     gan_loss,
     gradient_penalty,
     grouped_cls_loss,
@@ -159,21 +157,33 @@ def test_l1_weights_and_names():
     assert loss.item() == pytest.approx(5 * base) and set(logs) == {"idt_A"}
 
 
-def test_binary_cls_loss_sum_over_attrs_mean_over_batch():
+def official_celeba_cls(logits, targets):
+    """The official StarGAN CelebA classification loss, written out: BCE summed over attributes, batch mean."""
+    return nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / logits.size(0)
+
+
+def official_rafd_cls(logits, target_index):
+    """The official StarGAN RaFD classification loss: cross-entropy to class indices, batch mean."""
+    return nn.functional.cross_entropy(logits, target_index)
+
+
+def test_one_binary_group_is_the_official_celeba_loss():
     torch.manual_seed(0)
     logits = torch.randn(4, 5)
     targets = (torch.rand(4, 5) > 0.5).float()
-    loss, logs = binary_cls_loss(logits, targets, name="D/cls")
+    loss, logs = grouped_cls_loss(logits, targets, [("binary", 0, 5)], name="D/cls")
+    assert loss.item() == pytest.approx(official_celeba_cls(logits, targets).item())
     elementwise = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     assert loss.item() == pytest.approx(elementwise.sum(1).mean().item())
     assert loss.item() == pytest.approx(5 * elementwise.mean().item())
-    assert logs == {"D/cls": pytest.approx(loss.item())}
+    assert logs == {"D/cls": pytest.approx(loss.item()), "D/cls/0:5": pytest.approx(loss.item())}
 
 
-def test_exclusive_cls_loss():
+def test_one_exclusive_group_is_the_official_rafd_loss():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
     target = torch.tensor([0, 2])
-    loss, _ = exclusive_cls_loss(logits, target)
+    loss, _ = grouped_cls_loss(logits, nn.functional.one_hot(target, 3).float(), [("exclusive", 0, 3)])
+    assert loss.item() == pytest.approx(official_rafd_cls(logits, target).item())
     lse0 = math.log(math.exp(2.0) + 1.0 + math.exp(-1.0))
     expected = ((lse0 - 2.0) + math.log(3.0)) / 2
     assert loss.item() == pytest.approx(expected)
@@ -199,8 +209,8 @@ def test_grouped_without_mask_matches_single_losses():
     logits, targets, _ = _multi_dataset_batch()
     targets[:, 5:13] = nn.functional.one_hot(torch.arange(6) % 8, 8).float()
     loss, logs = grouped_cls_loss(logits, targets, GROUPS)
-    b, _ = binary_cls_loss(logits[:, :5], targets[:, :5])
-    e, _ = exclusive_cls_loss(logits[:, 5:13], torch.arange(6) % 8)
+    b = official_celeba_cls(logits[:, :5], targets[:, :5])
+    e = official_rafd_cls(logits[:, 5:13], torch.arange(6) % 8)
     assert loss.item() == pytest.approx(b.item() + e.item())
     assert logs["cls/0:5"] == pytest.approx(b.item())
     assert logs["cls/5:13"] == pytest.approx(e.item())
@@ -212,8 +222,8 @@ def test_grouped_per_group_mask_uses_only_contributing_samples():
     logits.requires_grad_(True)
     mask = targets[:, 13:15]  # column g says whether the sample has labels for group g
     loss, logs = grouped_cls_loss(logits, targets, GROUPS, sample_mask=mask.bool())
-    b, _ = binary_cls_loss(logits[:3, :5], targets[:3, :5])
-    e, _ = exclusive_cls_loss(logits[3:, 5:13], cls)
+    b = official_celeba_cls(logits[:3, :5], targets[:3, :5])
+    e = official_rafd_cls(logits[3:, 5:13], cls)
     assert loss.item() == pytest.approx(b.item() + e.item())
     assert logs["cls/0:5"] == pytest.approx(b.item())
     assert logs["cls/5:13"] == pytest.approx(e.item())
@@ -230,7 +240,7 @@ def test_grouped_single_mask_selects_samples():
     mask = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
     loss, _ = grouped_cls_loss(logits, targets, GROUPS[:1], sample_mask=mask)
     idx = torch.tensor([0, 2])
-    b, _ = binary_cls_loss(logits[idx, :5], targets[idx, :5])
+    b = official_celeba_cls(logits[idx, :5], targets[idx, :5])
     assert loss.item() == pytest.approx(b.item())
 
 

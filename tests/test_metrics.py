@@ -417,6 +417,33 @@ def test_classifier_loss_leaves_rows_without_a_class_out():
     assert clf.classifier_loss(logits[3:], target[3:], [("exclusive", 2, 5)]).item() == 0.0
 
 
+def test_classifier_loss_of_a_multi_column_binary_group():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 5, generator=gen)
+    target = (torch.rand(6, 5, generator=gen) > 0.5).float()
+    target[:, 3:] = F.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).float()
+    loss = clf.classifier_loss(logits, target, [("binary", 0, 3), ("exclusive", 3, 5)])
+    # A k-column binary group: BCE summed over its columns, averaged over the images (= k x the mean BCE).
+    per_image = F.binary_cross_entropy_with_logits(logits[:, :3], target[:, :3], reduction="none").sum(dim=1)
+    expected = per_image.mean() + F.cross_entropy(logits[:, 3:], target[:, 3:].argmax(dim=1))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert clf.classifier_loss(logits, target, [("binary", 0, 3)]).item() == pytest.approx(
+        3 * F.binary_cross_entropy_with_logits(logits[:, :3], target[:, :3]).item(), rel=1e-6)
+    # Grouping binary columns does not change the loss.
+    split = [("binary", 0, 1), ("binary", 1, 2), ("binary", 2, 3), ("exclusive", 3, 5)]
+    assert clf.classifier_loss(logits, target, split).item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_default_groups_are_one_binary_group_per_column():
+    model = clf.AttributeClassifier(3, 8, width=4)
+    assert model.groups == clf.default_groups(3) == [("binary", 0, 1), ("binary", 1, 2), ("binary", 2, 3)]
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=torch.float32)
+    # label_dim times the BCE averaged over every image and column.
+    assert clf.classifier_loss(logits, target, model.groups).item() == pytest.approx(
+        3 * F.binary_cross_entropy_with_logits(logits, target).item(), rel=1e-6)
+
+
 def test_groups_are_validated():
     with pytest.raises(ValueError, match="overlaps"):
         normalize_groups([("binary", 0, 2), ("binary", 1, 3)], 3)

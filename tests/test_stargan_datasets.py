@@ -9,12 +9,14 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+import stargan.datasets
 from common.errors import UserError
 from stargan.datasets import (
     CelebADataset,
     CsvDataset,
     ImageFolderDataset,
     flip_from_seed,
+    load_test_image,
     read_celeba_attrs,
     split_indices,
     stargan_transform,
@@ -125,16 +127,37 @@ def test_split_matches_official_seeded_shuffle():
     assert split_indices(n, "test", k, seed=1) != expected[:k]
 
 
-def test_split_small_dataset_shrinks_test_set():
-    with pytest.warns(UserWarning, match="only 25 rows"):
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_split_small_dataset_shrinks_test_set(caplog, monkeypatch):
+    monkeypatch.setattr(stargan.datasets, "_shrink_warned", set())
+    with caplog.at_level(logging.WARNING):
         test = split_indices(25, "test", 2000)
-    with pytest.warns(UserWarning):
+        assert _warnings(caplog) == ["only 25 rows for a test split of 2000; using 2 test rows and 23 training rows"]
         train = split_indices(25, "train", 2000)
+        assert len(_warnings(caplog)) == 1  # the other split of the same data: said once
     assert len(test) == 2 and len(train) == 23 and set(test).isdisjoint(train)
-    with pytest.warns(UserWarning):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
         assert (len(split_indices(5, "test", 10)), len(split_indices(1, "test", 10))) == (1, 0)
+        split_indices(25, "test", 2000, where="labels.csv")  # another file: its own warning
+    warned = _warnings(caplog)
+    assert len(warned) == 3 and "only 5 rows" in warned[0] and "only 1 rows" in warned[1]
+    assert warned[2].startswith("labels.csv: only 25 rows")
     with pytest.raises(UserError, match="mode"):
         split_indices(5, "val", 1)
+
+
+def test_small_celeba_split_is_logged_once_for_both_splits(celeba, caplog, monkeypatch):
+    monkeypatch.setattr(stargan.datasets, "_shrink_warned", set())
+    img, attr = celeba
+    with caplog.at_level(logging.WARNING):
+        for mode in ("train", "test"):
+            CelebADataset(img, attr, SELECTED, mode=mode, test_count=2000, **kw())
+    warned = _warnings(caplog)
+    assert len(warned) == 1 and "list_attr_celeba.txt: only 12 rows for a test split of 2000" in warned[0]
 
 
 def test_celeba_dataset_official_split(celeba):
@@ -221,6 +244,40 @@ def test_celeba_missing_image(celeba):
         CelebADataset(img / "nope", attr, SELECTED, **kw())
     with pytest.raises(UserError, match="mode"):
         CelebADataset(img, attr, SELECTED, mode="val", **kw())
+
+
+def test_a_split_needs_only_its_own_images(celeba):
+    img, attr = celeba
+    test = CelebADataset(img, attr, SELECTED, mode="test", test_count=3, **kw())
+    held_out = {f.name for f in test.files}
+    for f in img.iterdir():
+        if f.name not in held_out:
+            f.unlink()  # a folder with only the test split's images
+    again = CelebADataset(img, attr, SELECTED, mode="test", test_count=3, **kw())
+    assert again.filenames == test.filenames and torch.equal(again[0][0], test[0][0])
+    with pytest.raises(UserError, match="image file not found"):
+        CelebADataset(img, attr, SELECTED, mode="train", test_count=3, **kw())
+    # A missing test image is still a one-line error naming the file and the list it came from.
+    (img / test.filenames[1]).unlink()
+    with pytest.raises(UserError) as err:
+        CelebADataset(img, attr, SELECTED, mode="test", test_count=3, **kw())
+    assert str(err.value) == f"{img / test.filenames[1]}: image file not found (listed in {attr})"
+
+
+def test_csv_split_needs_only_its_own_images(tmp_path, csv_data):
+    p = write_csv(tmp_path, "filename,smile\na.png,1\nb.jpg,0\nsub/c.png,1\nd.png,0\n")
+    test = CsvDataset(csv_data, p, image_size=16, mode="test", test_fraction=0.25)
+    CsvDataset(csv_data, p, image_size=16, mode="train", test_fraction=0.25).files[0].unlink()
+    assert CsvDataset(csv_data, p, image_size=16, mode="test", test_fraction=0.25).files == test.files
+    with pytest.raises(UserError, match=r"image file not found \(listed in .*labels.csv:\d\)"):
+        CsvDataset(csv_data, p, image_size=16, mode="train", test_fraction=0.25)
+
+
+def test_load_test_image_is_the_test_datasets_transform(celeba):
+    img, attr = celeba
+    ds = CelebADataset(img, attr, SELECTED, mode="test", test_count=3, **kw())
+    for i in range(len(ds)):
+        assert torch.equal(load_test_image(ds.files[i], 16, 32), ds[i][0])
 
 
 # -- ImageFolder -------------------------------------------------------------------------------------------

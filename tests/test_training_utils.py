@@ -1,12 +1,20 @@
 """LR schedules and run folders."""
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from common.config import load_config, to_dict
+from common.distributed import DistInfo
+from common.grids import tile_grid
 from common.runs import latest_run_with_checkpoint, new_run_dir
-from common.training import load_optimizer_state, lr_factor, make_adam
+from common.training import load_optimizer_state, lr_factor, make_adam, open_run
+from stargan.families import config_classes
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_linear_matches_official_formula():
@@ -44,6 +52,17 @@ def _steps(opt, params, grads):
         for p, g in zip(params, step_grads):
             p.grad = g.clone()
         opt.step()
+
+
+@pytest.mark.parametrize("config", ["cyclegan/tiny.yaml", "stargan/tiny.yaml"])
+def test_open_run_writes_the_config_as_plain_yaml_in_field_order(tmp_path, config):
+    cfg = load_config(CONFIGS / config, [], config_classes())
+    ctx = open_run(cfg, tmp_path / "runs", None, DistInfo())
+    ctx.logger.close()
+    text = (ctx.run_dir / "config.yaml").read_text(encoding="utf-8")
+    assert text == yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    assert load_config(ctx.run_dir / "config.yaml", [], config_classes()) == cfg
+    assert not [p for p in ctx.run_dir.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_make_adam_is_the_adam_update_and_resumes_across_implementations():
@@ -86,3 +105,11 @@ def test_make_adam_is_the_adam_update_and_resumes_across_implementations():
     scaler.step(opt_into_fast)
     scaler.update()
     assert all(not torch.equal(a, b) for a, b in zip(before, into_fast))
+
+
+def test_tensorboard_grids_tile_batches_in_unit_range():
+    a, b = torch.full((2, 3, 4, 4), -1.0), torch.full((2, 3, 4, 4), 3.0)  # 3.0: out of range, clamped
+    grid = tile_grid([a, b], nrow=2, padding=2)
+    assert grid.shape == (3, 2 + 2 * (4 + 2), 2 + 2 * (4 + 2))
+    assert grid[:, 2:6, 2:6].eq(0).all() and grid[:, 8:12, 2:6].eq(1).all()  # row 1 holds a, row 2 holds b
+    assert grid.min() >= 0 and grid.max() <= 1

@@ -7,11 +7,12 @@ A label vector is cut into groups ``(kind, start, stop)``:
   one-hot argmax. A row whose block is all zero (a CelebA face with none of the chosen hair colours) has no
   class: it is left out of that group's loss and of its accuracy.
 
-:meth:`common.labels.schema.LabelSchema.slices` produces these triples from a named schema.
+:meth:`common.labels.schema.LabelSchema.slices` (by loss) and :meth:`~common.labels.schema.LabelSchema.decision_slices`
+(by kind) produce these triples from a named schema.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -88,32 +89,53 @@ def group_agreement(decided: Tensor, reference: Tensor, kind: str, start: int, s
     return decided[:, start:stop].float().argmax(dim=1) == ref.argmax(dim=1), ref.sum(dim=1) > 0
 
 
+def attribute_hits(decided: Tensor, reference: Tensor,
+                   groups: Sequence[GroupSlice]) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """The per-attribute accuracy rule: ``(column, hits, counted)`` per label column, ``hits`` and ``counted``
+    both ``(N,)`` bool.
+
+    A binary column is one decision per image. A member of an exclusive group is judged by the group's
+    decision on the images whose ``reference`` class is that member, so its accuracy says how often that class
+    is recognised (rows without a class count for no member)."""
+    for kind, start, stop in groups:
+        hits, valid = group_agreement(decided, reference, kind, start, stop)
+        if kind == "binary":
+            for j in range(start, stop):
+                yield j, hits[:, j - start], valid[:, j - start]
+        else:
+            cls = exclusive_index(reference[:, start:stop].float())
+            for j in range(start, stop):
+                yield j, hits, cls == j - start
+
+
 def ratio(num: float, den: int) -> float | None:
     """``num / den``, or None when there is nothing to count (None, not NaN: the results go to JSON)."""
     return float(num) / den if den else None
 
 
 class AccuracyCounter:
-    """Correct/total decision counts per key (an attribute, a target, a domain pair) plus the overall count.
+    """Correct/total decision counts per key (an attribute, a group, a target, a domain pair) plus the overall
+    count.
 
     ``add(key, hits, valid)`` takes boolean hits (any shape) and optionally which of them count."""
 
-    def __init__(self, keys: Sequence[str] = ()):
-        self.correct: dict[str, int] = dict.fromkeys(keys, 0)
-        self.total: dict[str, int] = dict.fromkeys(keys, 0)
+    def __init__(self, keys: Sequence[Hashable] = ()):
+        self.correct: dict[Hashable, int] = dict.fromkeys(keys, 0)
+        self.total: dict[Hashable, int] = dict.fromkeys(keys, 0)
 
-    def add(self, key: str, hits: Tensor, valid: Tensor | None = None) -> None:
+    def add(self, key: Hashable, hits: Tensor, valid: Tensor | None = None) -> None:
         hits = torch.as_tensor(hits)
         if valid is not None:
             hits = hits[torch.as_tensor(valid).bool()]
         self.correct[key] = self.correct.get(key, 0) + int(hits.sum())
         self.total[key] = self.total.get(key, 0) + int(hits.numel())
 
-    def add_counts(self, key: str, correct: int, total: int) -> None:
-        self.correct[key] = self.correct.get(key, 0) + int(correct)
-        self.total[key] = self.total.get(key, 0) + int(total)
+    def add_groups(self, decided: Tensor, reference: Tensor, groups: Sequence[GroupSlice]) -> None:
+        """Every decision of each group (:func:`group_agreement`), under the group's position in ``groups``."""
+        for g, (kind, start, stop) in enumerate(groups):
+            self.add(g, *group_agreement(decided, reference, kind, start, stop))
 
-    def accuracy(self, key: str | None = None) -> float | None:
+    def accuracy(self, key: Hashable | None = None) -> float | None:
         if key is None:
             return ratio(sum(self.correct.values()), sum(self.total.values()))
         return ratio(self.correct.get(key, 0), self.total.get(key, 0))

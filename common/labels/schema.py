@@ -1,4 +1,4 @@
-"""StarGAN label schemas, target construction, and the multi-dataset mask vector.
+"""StarGAN label schemas: the named groups of a label vector.
 
 A :class:`LabelSchema` is an ordered list of :class:`Group` s. Its flat attribute order is the order of the
 label vector that G is conditioned on and that D's classification head predicts. No attribute name is built
@@ -16,16 +16,19 @@ Group kinds:
   - ``"bce"``: the members are independent BCE attributes (official CelebA: the hair colours are exclusive only
     when test targets are made; the classifier is multi-label, and the data may have none or two set).
 
-  :meth:`LabelSchema.slices` reports the *loss* kind per group (``"binary"`` for a ``"bce"`` exclusive group),
-  because that is what ``common.losses.grouped_cls_loss`` acts on; target construction uses
-  :attr:`Group.kind`.
+  A schema cuts its label vector into ``(kind, start, stop)`` triples (:mod:`common.labels.groups`) in two
+  ways: :meth:`LabelSchema.slices` by *loss* (``"binary"`` for a ``"bce"`` exclusive group), which is what
+  ``common.losses.grouped_cls_loss`` and D's reading of its own logits act on, and
+  :meth:`LabelSchema.decision_slices` by *kind*, which is how a translation is judged.
 
 Data labels vs. targets. Real data may violate the exclusivity of a ``"bce"`` group: in CelebA many faces have
 *none* of the selected hair colours set (the official code keeps those rows, and so do we), and a few have two.
 Such labels are kept as they are, because the original label is what the reconstruction path
 ``G(G(x, c_trg), c_org)`` needs and because the official training targets are the batch's own (shuffled)
-labels. Targets that this module *invents* (:func:`single_changes`, :func:`random_targets`) always set exactly
-one member of each exclusive group. :func:`parse_target` copies untouched groups from its base label unchanged.
+labels. Targets the library *invents* (:func:`common.labels.targets.single_changes` and
+:func:`~common.labels.targets.random_targets`) always set exactly one member of each exclusive group, by
+:attr:`Group.kind`; ``stargan.translate.parse_target`` copies untouched groups from its base label unchanged.
+The multi-dataset mask vector is :mod:`common.labels.space`.
 """
 from __future__ import annotations
 
@@ -155,6 +158,17 @@ class LabelSchema:
         attributes and ``"bce"`` exclusive groups are ``"binary"`` (summed BCE over the group's columns).
         """
         return [("exclusive" if g.loss == "ce" else "binary", a, b) for g, a, b in self.spans()]
+
+    def decision_slices(self) -> list[tuple[str, int, int]]:
+        """``(kind, start, stop)`` per group by :attr:`Group.kind`, whatever its loss: how logits are decided when
+        a translation is judged (evaluation, and the attribute classifier trained for it).
+
+        It differs from :meth:`slices` only for a ``"bce"`` exclusive group: here it is ``"exclusive"`` (the
+        one-hot argmax, exactly one member, as every invented target has), there ``"binary"`` (each member its
+        own ``logit > 0``, none or several possible, as D learned them). The translate command reads an input's
+        labels from D with :meth:`slices`; evaluation judges translations with this.
+        """
+        return [(g.kind, a, b) for g, a, b in self.spans()]
 
     def index(self, name: str) -> int:
         """Position of attribute ``name`` in the label vector."""

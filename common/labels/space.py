@@ -68,12 +68,6 @@ class MultiSchema:
         """Width of G's label input: all blocks plus the N-way mask."""
         return self.label_dim + self.n
 
-    def index(self, name: str) -> int:
-        try:
-            return self.names.index(name)
-        except ValueError:
-            raise UserError(f"unknown dataset {name!r}; datasets: {', '.join(self.names)}") from None
-
     def _check(self, i: int) -> int:
         if not isinstance(i, int) or not 0 <= i < self.n:
             raise IndexError(f"dataset index {i!r} out of range for {self.n} datasets")
@@ -145,6 +139,12 @@ class LabelSpace:
     @property
     def d_dim(self) -> int:
         return self.multi.label_dim if self.multi else self.schemas[0].dim
+
+    def dataset_index(self, name: str) -> int:
+        """Position of dataset ``name`` (the ``--dataset`` of translate and evaluate)."""
+        if name not in self.names:
+            raise UserError(f"unknown dataset {name!r}; this model's datasets: {', '.join(self.names)}")
+        return self.names.index(name)
 
     def g_label(self, i: int, labels: Tensor) -> Tensor:
         """Dataset ``i``'s labels as G's input (and as the cls-loss target: extra columns are ignored)."""

@@ -23,13 +23,12 @@ from torch.utils.data import DataLoader
 from common.checkpoint import atomic_save, safe_torch_load
 from common.errors import UserError
 from common.labels.groups import (
+    AccuracyCounter,
     GroupSlice,
-    exclusive_index,
-    group_agreement,
+    attribute_hits,
     has_class,
     logits_to_labels,
     normalize_groups,
-    ratio,
 )
 from common.losses import grouped_cls_loss
 
@@ -53,11 +52,18 @@ class _ResBlock(nn.Module):
         return F.relu(self.body(x) + self.skip(x))
 
 
+def default_groups(label_dim: int) -> list[GroupSlice]:
+    """One binary group per label column: independent attributes, each its own group in the loss logs and
+    in :func:`attribute_accuracy`'s group rows."""
+    return [("binary", j, j + 1) for j in range(label_dim)]
+
+
 class AttributeClassifier(nn.Module):
     """Small ResNet: conv-BN-ReLU stem, stride-2 residual stages down to 4x4, global average pool, linear.
 
-    Outputs logits ``(N, label_dim)``. ``groups`` (default: all binary) and ``attribute_names`` are plain
-    attributes, not parameters, so the state_dict holds weights only; :func:`save_classifier` stores them.
+    Outputs logits ``(N, label_dim)``. ``groups`` (default: every column its own binary group, see
+    :func:`default_groups`) and ``attribute_names`` are plain attributes, not parameters, so the state_dict
+    holds weights only; :func:`save_classifier` stores them.
     """
 
     def __init__(self, label_dim: int, image_size: int, width: int = 32,
@@ -68,7 +74,7 @@ class AttributeClassifier(nn.Module):
         if attribute_names is not None and len(attribute_names) != label_dim:
             raise ValueError(f"{len(attribute_names)} attribute names for a label vector of size {label_dim}")
         self.label_dim, self.image_size, self.width = label_dim, image_size, width
-        self.groups = normalize_groups(groups if groups is not None else [("binary", 0, label_dim)], label_dim)
+        self.groups = normalize_groups(groups if groups is not None else default_groups(label_dim), label_dim)
         self.attribute_names = list(attribute_names) if attribute_names is not None else None
         layers: list[nn.Module] = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
                                    nn.ReLU(inplace=True)]
@@ -87,9 +93,18 @@ class AttributeClassifier(nn.Module):
 
 
 def classifier_loss(logits: torch.Tensor, target: torch.Tensor, groups: Sequence[GroupSlice]) -> torch.Tensor:
-    """Sum over groups of BCE-with-logits (binary, summed over the group's columns) or cross-entropy
-    (exclusive), each averaged over the images that define the group (an exclusive row without a class does
-    not count)."""
+    """The classifier's training loss: the sum over ``groups`` of
+
+    * binary group ``[s:e)``: ``(1/N) sum_i sum_{j in [s, e)} BCEWithLogits(logits[i, j], target[i, j])``, the
+      BCE summed over the group's columns and averaged over the N images, so a k-column binary group adds
+      exactly what k one-column groups add (the StarGAN D rule, :func:`common.losses.grouped_cls_loss`);
+    * exclusive group: the cross-entropy against the member set to 1, averaged over the images that have a
+      class (a row without one adds neither value nor gradient; no such row at all: the group adds 0).
+
+    With one-column binary groups (the library's classifiers, and :func:`default_groups`) the loss is the sum
+    of the per-attribute mean BCEs plus the per-group mean cross-entropies; for all-binary labels that is
+    ``label_dim`` times the BCE averaged over every image and column.
+    """
     return grouped_cls_loss(logits, target, groups, sample_mask=has_class(target, groups))[0]
 
 
@@ -132,32 +147,20 @@ def attribute_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Sequenc
     names = list(names) if names is not None else [f"attr{i}" for i in range(label_dim)]
     pred, target = (pred > 0.5).cpu(), (target > 0.5).cpu()
     n_images = int(target.shape[0])
-    group_rows, attr_rows = [], []
-    total_correct, total_decisions = 0, 0
-    for kind, start, stop in groups:
-        hits, valid = group_agreement(pred, target, kind, start, stop)
-        hits = hits & valid
-        correct, decisions = int(hits.sum()), int(valid.sum())
-        if kind == "binary":
-            n = n_images
-            for j in range(start, stop):
-                attr_rows.append({"index": j, "name": names[j], "kind": kind,
-                                  "accuracy": ratio(hits[:, j - start].sum(), n_images), "n": n_images})
-        else:
-            n = decisions
-            cls = exclusive_index(target[:, start:stop].float())
-            for j in range(start, stop):
-                of_class = cls == j - start
-                attr_rows.append({"index": j, "name": names[j], "kind": kind,
-                                  "accuracy": ratio(hits[of_class].sum(), int(of_class.sum())),
-                                  "n": int(of_class.sum())})
-        group_rows.append({"kind": kind, "start": start, "stop": stop, "names": names[start:stop],
-                           "accuracy": ratio(correct, decisions), "n": n, "decisions": decisions})
-        total_correct += correct
-        total_decisions += decisions
+    per_group, per_attr = AccuracyCounter(range(len(groups))), AccuracyCounter(range(label_dim))
+    per_group.add_groups(pred, target, groups)
+    for j, hits, counted in attribute_hits(pred, target, groups):
+        per_attr.add(j, hits, counted)
+    group_rows = [{"kind": kind, "start": start, "stop": stop, "names": names[start:stop],
+                   "accuracy": per_group.accuracy(g), "n": n_images if kind == "binary" else per_group.total[g],
+                   "decisions": per_group.total[g]}
+                  for g, (kind, start, stop) in enumerate(groups)]
+    attr_rows = [{"index": j, "name": names[j], "kind": kind, "accuracy": per_attr.accuracy(j),
+                  "n": per_attr.total[j]}
+                 for kind, start, stop in groups for j in range(start, stop)]
     return {
-        "overall": {"accuracy": ratio(total_correct, total_decisions), "n": n_images,
-                    "correct": total_correct, "decisions": total_decisions},
+        "overall": {"accuracy": per_group.accuracy(), "n": n_images, "correct": sum(per_group.correct.values()),
+                    "decisions": sum(per_group.total.values())},
         "groups": group_rows,
         "attributes": attr_rows,
     }
@@ -200,7 +203,7 @@ def train_classifier(dataset, groups: Sequence[Sequence], epochs: int, batch_siz
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
     history: list[dict] = []
     for epoch in range(epochs):
-        loss_sum, seen, correct, decisions = 0.0, 0, 0, 0
+        loss_sum, seen, decisions = 0.0, 0, AccuracyCounter()
         for images, labels in loader:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             logits = model(images)
@@ -210,11 +213,8 @@ def train_classifier(dataset, groups: Sequence[Sequence], epochs: int, batch_siz
             optimizer.step()
             loss_sum += float(loss.detach()) * images.shape[0]
             seen += images.shape[0]
-            overall = attribute_accuracy(logits_to_labels(logits.detach(), model.groups), labels,
-                                         model.groups)["overall"]
-            correct += overall["correct"]
-            decisions += overall["decisions"]
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": ratio(correct, decisions)}
+            decisions.add_groups(logits_to_labels(logits.detach(), model.groups), labels > 0.5, model.groups)
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": decisions.accuracy()}
         history.append(record)
         if progress is not None:
             progress(record)

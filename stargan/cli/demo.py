@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from common.checkpoint import load_checkpoint
 from common.config import from_dict
 from common.data.shapes import load_schema, make_dataset
 from common.device import resolve_device
-from common.files import write_json_atomic
+from common.files import link_or_copy, write_json_atomic
 from common.runs import new_run_dir
 from common.tables import fmt_percent, fmt_seconds
 from stargan.config import StarGANConfig
@@ -100,7 +99,7 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     ckpt = run_dir / "checkpoints" / "latest.pt"
     metrics = evaluate(ckpt, data_dir, out_dir=out / "eval", classifier=clf_path, device=str(dev), progress=False)
     grid = out / "grid.png"
-    shutil.copyfile(metrics["outputs"]["samples"], grid)
+    link_or_copy(metrics["outputs"]["samples"], grid)
 
     steps = load_checkpoint(ckpt)["counters"]["global_step"]
     acc, acc_n = colour_change_accuracy(metrics, colours)

@@ -102,7 +102,8 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 @click.option("--data", "data_dir", default=None, type=click.Path(path_type=Path),
               help="The data folder, if it moved since training: it replaces the folder that held the training "
                    "dataset's files (e.g. images/ and list_attr_celeba.txt) [default: the paths in the "
-                   "checkpoint's config]. The split is the one the trainer held out; shapes datasets add "
+                   "checkpoint's config]. The split is the one the trainer held out; required when the config "
+                   "held none out (test_fraction 0, e.g. RaFD: pass the test folder). Shapes datasets add "
                    "ground-truth counterfactuals.")
 @click.option("--classifier", default=None, type=click.Path(path_type=Path),
               help="Attribute classifier from `train-classifier` (without it, accuracies are skipped).")

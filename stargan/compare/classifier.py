@@ -12,8 +12,9 @@ from common.config import to_dict
 from common.errors import UserError
 from common.metrics import load_classifier, save_classifier, train_classifier
 from stargan.compare.config import CompareConfig
-from stargan.compare.data import load_image, split_files
+from stargan.compare.data import split_files
 from stargan.compare.layout import CLASSIFIER_FILE
+from stargan.datasets import load_test_image
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class _DomainImages:
     def __getitem__(self, i: int):
         label = torch.zeros(self.k)
         label[self.labels[i]] = 1.0
-        return load_image(self.files[i], self.size), label
+        return load_test_image(self.files[i], self.size, None), label
 
 
 def _settings(cfg: CompareConfig) -> dict:

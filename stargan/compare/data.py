@@ -15,13 +15,13 @@ from torch import Tensor
 
 from common.config import to_dict
 from common.data.celeba_attrs import read_celeba_attrs
-from common.data.images import find_images, load_rgb, save_png
+from common.data.images import find_images, tensor_to_image, write_png
 from common.data.shapes import ATTR_FILE, IMAGES_DIR, PARTITION_FILE, SCHEMA_FILE, make_dataset
 from common.errors import UserError
 from common.files import link_or_copy, read_json_or_none, write_json_atomic
 from stargan.compare.config import CompareConfig
 from stargan.compare.layout import DATA_DIR, DOMAINS_DIR, MANIFEST_FILE, PAIRS_DIR, pair_name
-from stargan.datasets import partition_indices, split_indices, stargan_transform
+from stargan.datasets import load_test_image, partition_indices, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,9 @@ log = logging.getLogger(__name__)
 Item = tuple[str, str, Path, str]
 
 
-def load_image(path: str | os.PathLike, image_size: int, crop_size: int | None = None) -> Tensor:
-    """One image as StarGAN's test loader sees it: centre crop, resize, (3, H, W) in [-1, 1]."""
-    return stargan_transform(load_rgb(path), image_size, crop_size, flip=False)
-
-
 def load_images(files: Sequence[Path], image_size: int) -> Tensor:
-    return torch.stack([load_image(f, image_size) for f in files])
+    """Domain-view images (already cropped and resized) as one ``(N, 3, H, W)`` batch in [-1, 1]."""
+    return torch.stack([load_test_image(f, image_size, None) for f in files])
 
 
 def split_files(out: Path, manifest: dict, split: str, limit: int | None = None) -> dict[str, list[Path]]:
@@ -126,7 +122,8 @@ def _source_items(cfg: CompareConfig, out: Path) -> tuple[list[Item], str | None
 def _write_resized(jobs: Sequence[tuple[Path, Path]], size: int, crop: int | None) -> None:
     def one(job: tuple[Path, Path]) -> None:
         # The StarGAN test transform, so these files equal what StarGAN's own loader would make of the source.
-        save_png(load_image(job[0], size, crop), job[1], compress_level=1)
+        # Not atomic: the manifest, written last, marks the whole view complete.
+        write_png(tensor_to_image(load_test_image(job[0], size, crop)), job[1], compress_level=1, atomic=False)
 
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as ex:
         for _ in ex.map(one, jobs):

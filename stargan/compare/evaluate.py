@@ -31,6 +31,7 @@ from common.metrics import (
 )
 from common.networks.factory import count_parameters
 from common.runs import latest_run_with_checkpoint
+from common.tables import fmt_number
 from cyclegan.model import build_networks
 from stargan.compare.config import CompareConfig
 from stargan.compare.data import load_images, split_files
@@ -233,8 +234,8 @@ def _evaluate_method(method: Method, plans: Sequence[ModelPlan], cfg: CompareCon
         "matrix": matrix,
         "eval_seconds": round(time.perf_counter() - t0, 3),
     }
-    accuracy = "-" if overall["accuracy"] is None else f"{overall['accuracy']:.3f}"
-    log.info("evaluated %s: accuracy %s over %d translations", method.key, accuracy, overall["n"])
+    log.info("evaluated %s: accuracy %s over %d translations", method.key, fmt_number(overall["accuracy"]),
+             overall["n"])
     return metrics, samples
 
 

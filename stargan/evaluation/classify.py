@@ -17,7 +17,6 @@ from common.labels.schema import LabelSchema
 from common.metrics import attribute_accuracy, predict, save_classifier, train_classifier
 from common.tables import fmt_number, fmt_percent, fmt_seconds
 from stargan.datasets import CelebADataset
-from stargan.evaluation.measures import decision_groups
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def train_attribute_classifier(data_dir: str | Path, out_path: str | Path, names
     # The schema's kinds (not its loss) decide the classifier's groups: an exclusive group is learned with
     # cross-entropy so evaluation can read it as an argmax, while the data itself need not be strictly one-hot.
     schema = LabelSchema.from_attrs(names, groups or None, "bce")
-    cls_groups = decision_groups(schema)
+    cls_groups = schema.decision_slices()
     attr_path = data_dir / ATTR_FILE
     partition = data_dir / PARTITION_FILE
     n_rows = len(read_celeba_attrs(attr_path, names)[0])

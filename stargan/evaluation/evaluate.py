@@ -47,12 +47,13 @@ from common.metrics import (
     load_fid_inception,
     resolve_fid_weights,
 )
+from stargan.datasets import load_test_image
 from stargan.evaluation.generator_eval import Classify, evaluate_generator
-from stargan.evaluation.split import load_image, load_test_split, split_batches
+from stargan.evaluation.split import load_test_split, split_batches
 from stargan.evaluation.table import format_table
 from stargan.families import FAMILIES, family_of_checkpoint
 
-__all__ = ["default_out_dir", "evaluate", "evaluate_generator", "format_table", "load_image"]
+__all__ = ["default_out_dir", "evaluate", "evaluate_generator", "format_table"]
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,6 @@ def default_out_dir(checkpoint: str | os.PathLike) -> Path:
     if path.parent.name == "checkpoints":
         return path.parent.parent / "eval"
     return Path("eval")
-
-
-def _dataset_index(labels, dataset: str | None) -> int:
-    if dataset is None:
-        return 0
-    if dataset not in labels.names:
-        raise UserError(f"--dataset {dataset}: the checkpoint has no such dataset; its datasets: "
-                        f"{', '.join(labels.names)}")
-    return labels.names.index(dataset)
 
 
 def _classifier_fn(path: str | os.PathLike, schema: LabelSchema, device: torch.device) -> tuple[Classify, dict]:
@@ -140,9 +132,10 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
     """Evaluate a StarGAN checkpoint on the test split its trainer held out; see the module docstring.
 
     ``data_dir`` moves the dataset entry's files to another folder (:mod:`stargan.evaluation.split`); without it
-    the paths in the checkpoint's config are used. Writes ``metrics.json`` and ``samples.png`` (plus
-    ``counterfactuals.png`` when the data has ground truth) into ``out_dir`` (default :func:`default_out_dir`)
-    and returns the metrics. Skipped parts (no classifier, no FID weights) log one line each.
+    the paths in the checkpoint's config are used, which an entry that held no test images out refuses. Writes
+    ``metrics.json`` and ``samples.png`` (plus ``counterfactuals.png`` when the data has ground truth) into
+    ``out_dir`` (default :func:`default_out_dir`) and returns the metrics. Skipped parts (no classifier, no FID
+    weights) log one line each.
     """
     t0 = time.perf_counter()
     if batch_size < 1:
@@ -157,7 +150,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
     loaded = _load_model(checkpoint)
     labels, cfg = loaded.labels, loaded.config
     G = loaded.nets["G"].to(dev)
-    i = _dataset_index(labels, dataset)
+    i = 0 if dataset is None else labels.dataset_index(dataset)
     schema = labels.schemas[i]
     entry = next((e for e in cfg.data.datasets if e.name == labels.names[i]), None)
     if entry is None:
@@ -193,7 +186,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
     try:
         result = evaluate_generator(
             generate, split_batches(split, batch_size), schema, classify=classify, counterfactuals=index,
-            load_counterfactual=lambda p: load_image(p, image_size, crop_size), features=extractor, device=dev,
+            load_counterfactual=lambda p: load_test_image(p, image_size, crop_size), features=extractor, device=dev,
             progress=bar.update)
     finally:
         bar.close()

@@ -1,7 +1,8 @@
 """What the evaluation measures per batch, and the tallies that turn the measurements into numbers with counts.
 
-Decisions use the shared label vocabulary (:mod:`common.labels.groups`) with the schema's *kinds*: a binary
-attribute is ``logit > 0``, an exclusive group is its argmax, whatever loss trained the classifier on it.
+Decisions use the shared label vocabulary (:mod:`common.labels.groups`) with the schema's *kinds*
+(:meth:`~common.labels.schema.LabelSchema.decision_slices`): a binary attribute is ``logit > 0``, an exclusive
+group is its argmax, whatever loss trained the classifier on it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from common.labels.groups import AccuracyCounter, GroupSlice, group_agreement, logits_to_labels
+from common.labels.groups import AccuracyCounter, attribute_hits, group_agreement, logits_to_labels
 from common.labels.schema import Group, LabelSchema
 from common.labels.targets import single_changes
 from common.metrics import fid_from_features, kid_from_features
@@ -21,11 +22,6 @@ from common.metrics.image_error import RunningMean, l1_error, psnr
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr")
-
-
-def decision_groups(schema: LabelSchema) -> list[GroupSlice]:
-    """``(kind, start, stop)`` per schema group by its kind (not its loss): how a classifier's logits are read."""
-    return [(g.kind, s, e) for g, s, e in schema.spans()]
 
 
 def _finite(value: float) -> float | None:
@@ -68,7 +64,7 @@ class ClassifierTally:
 
     def __init__(self, schema: LabelSchema):
         self.schema = schema
-        self.groups = decision_groups(schema)
+        self.groups = schema.decision_slices()
         self.target = AccuracyCounter(schema.names)
         self.preserve = AccuracyCounter(schema.names)
         self.real = AccuracyCounter(schema.names)
@@ -77,16 +73,11 @@ class ClassifierTally:
         return logits_to_labels(logits.float(), self.groups)
 
     def add_real(self, decided: Tensor, labels: Tensor) -> None:
-        """An exclusive member's accuracy is over the images of that class (how often the class is recognised),
-        as in :func:`common.metrics.attribute_accuracy`."""
-        for g, s, e in self.schema.spans():
-            hits, valid = _group_hits(decided, labels, g, s, e)
-            if g.kind == "binary":
-                self.real.add(g.names[0], hits)
-            else:
-                cls = labels[:, s:e].argmax(dim=1)
-                for j, name in enumerate(g.names):
-                    self.real.add(name, hits, valid & (cls == j))
+        """Per attribute by the rule of :func:`common.metrics.attribute_accuracy`
+        (:func:`common.labels.groups.attribute_hits`): an exclusive member's accuracy is over the images of that
+        class (how often the class is recognised)."""
+        for j, hits, counted in attribute_hits(decided, labels, self.groups):
+            self.real.add(self.schema.names[j], hits, counted)
 
     def add_translation(self, name: str, span: tuple[Group, int, int], decided_y: Tensor, decided_in: Tensor,
                         target: Tensor, c_org: Tensor) -> None:

@@ -6,7 +6,9 @@ builds that entry's ``mode="test"`` dataset with :func:`stargan.data.build_datas
 score a split other than the one training left out. ``--data`` moves the entry to another folder: the folder
 that held the entry's files is replaced by it, and the files keep their names and places below it (a CelebA
 entry ``data/celeba/images`` + ``data/celeba/list_attr_celeba.txt`` becomes ``DATA/images`` +
-``DATA/list_attr_celeba.txt``).
+``DATA/list_attr_celeba.txt``). An entry that held nothing out (``test_fraction: 0``, as RaFD whose test images
+live in another folder, or ``test_count: 0``) has no test split in its own files, so it needs ``--data``: the
+folder with the test images, used whole.
 """
 from __future__ import annotations
 
@@ -18,20 +20,13 @@ from pathlib import Path
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from common.data.images import load_rgb
 from common.errors import UserError
 from stargan.config import DataConfig, DatasetConfig
 from stargan.data import build_dataset
-from stargan.datasets import stargan_transform
 
 # The entry fields that name files, per format (imagefolder keeps the unused attr_path default).
 PATH_FIELDS = {"celeba": ("image_dir", "attr_path", "partition_path"), "imagefolder": ("image_dir",),
                "csv": ("image_dir", "attr_path")}
-
-
-def load_image(path: str | os.PathLike, image_size: int, crop_size: int | None) -> Tensor:
-    """One image as the evaluation sees it: the StarGAN test transform (centre crop, resize, [-1, 1])."""
-    return stargan_transform(load_rgb(path), image_size, crop_size, flip=False)
 
 
 def entry_root(entry: DatasetConfig) -> Path:
@@ -50,11 +45,20 @@ def moved_entry(entry: DatasetConfig, data_dir: Path) -> DatasetConfig:
     return dataclasses.replace(entry, **moved)
 
 
+def holds_out(entry: DatasetConfig) -> bool:
+    """Did the trainer keep a test split out of the entry's own files?"""
+    if entry.format == "celeba":
+        return bool(entry.partition_path) or entry.test_count > 0
+    return entry.test_fraction > 0
+
+
 def split_description(entry: DatasetConfig) -> str:
     """How the trainer split the entry, for metrics.json and the table header."""
     if entry.format == "celeba":
         if entry.partition_path:
             return Path(entry.partition_path).name
+        if entry.test_count == 0:
+            return "the whole folder (test_count=0)"
         return f"seeded split (test_count={entry.test_count}, split_seed={entry.split_seed})"
     if entry.test_fraction == 0:
         return "the whole folder (test_fraction=0)"
@@ -84,9 +88,14 @@ class EvalSplit:
 
 def load_test_split(entry: DatasetConfig, data: DataConfig, data_dir: Path | None = None,
                     max_images: int | None = None) -> EvalSplit:
-    """The test split of ``entry`` exactly as the trainer held it out, moved to ``data_dir`` when given."""
+    """The test split of ``entry`` exactly as the trainer held it out, moved to ``data_dir`` when given. An entry
+    that held nothing out needs ``data_dir`` (else its test split would be the training images)."""
     if data_dir is not None:
         entry, root = moved_entry(entry, data_dir), data_dir
+    elif not holds_out(entry):
+        what = "test_count=0" if entry.format == "celeba" else "test_fraction=0"
+        raise UserError(f"dataset '{entry.name}': the checkpoint's config held no test images out of its training "
+                        f"images ({what}); pass --data <folder with the test images>")
     else:
         root = entry_root(entry)
     dataset = build_dataset(entry, data, "test")
