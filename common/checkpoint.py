@@ -7,39 +7,67 @@ Layout of a training checkpoint (plain containers of tensors and numbers only, s
      "optimizers": {...}, "schedulers": {...}, "pools": {...}, "scalers": {...},
      "counters": {"epoch", "epoch_step", "global_step", "images_seen"}, "rng": {...}, "extra": {...}}
 
-A run folder keeps ``checkpoints/ckpt-<step>.pt`` (the last N) and ``checkpoints/latest.pt``, a hard link
-(or copy) of the newest one. Because every file is first written to a temporary name and then
-``os.replace``-d, a crash at any moment leaves either the old or the new file, never a torn one.
+A run folder keeps ``checkpoints/latest.pt``, the last state written, and ``checkpoints/ckpt-<step>.pt`` (the
+last N), hard links (or copies) of the same files. ``latest.pt`` is written first and the numbered name linked
+to it after, so ``latest.pt`` is always the newest state by write order, which is what a resume takes; step
+numbers alone could point at a later step of an abandoned continuation. Every file is first written to a
+temporary name and then ``os.replace``-d, so a crash at any moment leaves either the old or the new file,
+never a torn one. Checkpoints get the permissions of any other file the run writes (0644 under umask 022).
 """
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import pickle
 import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from common.errors import UserError
-from common.files import atomic_writer, fsync_dir, link_or_copy
+from common.files import atomic_writer, fsync_dir, link_or_copy, replace_with_link, write_failure
+from common.runs import CHECKPOINTS_DIR, LATEST
 from common.version import __version__
 
 FORMAT = "stargan-lib"
 FORMAT_VERSION = 1
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+# Where a resume from an older checkpoint moves what a previous continuation wrote after it.
+ABANDONED_PREFIX = "abandoned-"
+# Sections every checkpoint has, and those a training run needs on top to resume.
+REQUIRED_SECTIONS = ("config", "nets")
+TRAINING_SECTIONS = ("optimizers", "schedulers", "pools", "counters", "rng")
+# How torch.save reports a failed write of its zip archive (a full disk: "[enforce fail at
+# inline_container.cc:672] unexpected pos"); other RuntimeErrors are the saved object's own.
+_ARCHIVE_WRITE_FAILED = re.compile(r"inline_container|PytorchStreamWriter|unexpected pos|file write failed")
+# How weights_only refuses a pickle that could run code: "Unsupported global: GLOBAL x.Y was not an allowed
+# global", "unsupported GLOBAL posix.system whose module posix is blocked", a call or object of no allowed type.
+_UNSAFE_GLOBAL = re.compile(r"\bGLOBAL ([\w.]+)")
+_UNSAFE_CALL = re.compile(r"call reduce for unrecognized function|Can only create new object")
 
 log = logging.getLogger(__name__)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place (with the
-    permissions a plain ``open`` would give)."""
+    permissions a plain ``open`` would give). A failed write (full disk, folder not writable) is a one-line
+    :class:`UserError` and leaves the previous ``path`` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_failure(path, err) from None
     with atomic_writer(path, binary=True, fsync=True) as handle:
-        torch.save(obj, handle)
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as err:
+            if _ARCHIVE_WRITE_FAILED.search(str(err)):
+                raise write_failure(path, err) from None  # inside: the partial file still takes its space
+            raise
     return path
 
 
@@ -60,7 +88,8 @@ def new_checkpoint(model: str, config: dict, nets: dict, kind: str = "training",
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(weights_only=True)`` with one-line UserErrors. Never falls back to unsafe unpickling:
-    a file that pickles classes (e.g. a whole ``nn.Module``) is refused with the class named."""
+    a file that pickles classes or functions (a whole ``nn.Module``, or code such as ``os.system``) is refused
+    as unsafe, with what it pickles named."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -68,11 +97,12 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if match:
+        match = _UNSAFE_GLOBAL.search(text)
+        if match or _UNSAFE_CALL.search(text):
+            what = match.group(1) if match else "objects other than tensors and plain containers"
             raise UserError(
-                f"{path}: refused to load: it pickles {match.group(1)}, not only tensors and plain containers "
-                "(loading uses weights_only=True; save a state_dict instead of a whole object)"
+                f"{path}: refused to load: it pickles {what}, which is unsafe to unpickle (it can run code); "
+                "loading uses weights_only=True, save a state_dict instead of a whole object"
             ) from None
         raise UserError(f"{path}: not a readable PyTorch file (corrupt or not a torch.save file)") from None
     except Exception as err:  # torn/garbage files fail in many ways inside the loader
@@ -80,13 +110,23 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"{path}: not a readable PyTorch file ({err.__class__.__name__}: {detail})") from None
 
 
+def _check_sections(ckpt: Mapping[str, Any], sections: tuple[str, ...], path: Path) -> None:
+    for key in sections:
+        if key not in ckpt:
+            raise UserError(f"{path}: damaged checkpoint: section {key!r} is missing "
+                            f"(a checkpoint of this library has {', '.join(sections)})")
+        if not isinstance(ckpt[key], (dict, list)):
+            raise UserError(f"{path}: damaged checkpoint: section {key!r} is a {type(ckpt[key]).__name__}, "
+                            "expected a dict")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read one of our checkpoints with ``weights_only=True``; any problem is a one-line UserError."""
     path = Path(path)
     if path.is_dir():
-        latest = path / "checkpoints" / "latest.pt"
+        latest = path / CHECKPOINTS_DIR / LATEST
         if not latest.is_file():
-            raise UserError(f"{path}: is a folder without checkpoints/latest.pt; pass a checkpoint file")
+            raise UserError(f"{path}: is a folder without {CHECKPOINTS_DIR}/{LATEST}; pass a checkpoint file")
         path = latest
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file not found")
@@ -101,12 +141,69 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: checkpoint format {ckpt['format_version']} is newer than this library understands "
             f"({FORMAT_VERSION}); upgrade the library"
         )
+    _check_sections(ckpt, REQUIRED_SECTIONS, path)
     return ckpt
+
+
+def check_resumable(ckpt: Mapping[str, Any], path: str | os.PathLike, model: str) -> int:
+    """Refuse (one line) a checkpoint a ``model`` training run cannot continue from; returns its step."""
+    path = Path(path)
+    if ckpt.get("model") != model or ckpt.get("kind") != "training":
+        raise UserError(f"{path}: cannot resume a {model} training run from a "
+                        f"{ckpt.get('model')} {ckpt.get('kind')} checkpoint")
+    _check_sections(ckpt, TRAINING_SECTIONS, path)
+    counters = ckpt["counters"]
+    step = counters.get("global_step") if isinstance(counters, dict) else None
+    if not isinstance(step, int) or step < 0:
+        raise UserError(f"{path}: damaged checkpoint: counters.global_step is {step!r}, expected a step number")
+    return step
+
+
+def check_nets_fit(nets: Mapping[str, torch.nn.Module], ckpt: Mapping[str, Any], path: str | os.PathLike,
+                   config: Mapping[str, Any] | None = None) -> None:
+    """Refuse, in one line, a checkpoint whose networks ``nets`` (built from the config) cannot load: another
+    architecture or size. ``load_state_dict`` would say so in many lines, after the run folder was touched.
+    ``config`` (the config as a dict) lets the message name the ``network.*`` keys that differ."""
+    saved = ckpt["nets"]
+    for name, net in nets.items():
+        if name not in saved:
+            raise UserError(f"{path}: the checkpoint has no network {name!r} (it has {', '.join(map(str, saved))})")
+        own, theirs = net.state_dict(), saved[name]
+        problems = [f"{key}: checkpoint {list(theirs[key].shape)}, config {list(value.shape)}"
+                    for key, value in own.items()
+                    if key in theirs and torch.is_tensor(theirs[key]) and theirs[key].shape != value.shape]
+        problems += [f"{key} missing from the checkpoint" for key in own if key not in theirs]
+        problems += [f"{key} unknown to the config's network" for key in theirs if key not in own]
+        if problems:
+            more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
+            raise UserError(
+                f"{path}: network {name} of the checkpoint does not fit the one the config builds "
+                f"({'; '.join(problems[:2])}{more}){_network_changes(ckpt.get('config'), config)}; resume with "
+                "the config the run was trained with (its config.yaml)"
+            )
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, Mapping):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _network_changes(saved: Any, current: Mapping[str, Any] | None) -> str:
+    if not isinstance(saved, Mapping) or current is None:
+        return ""
+    before, after = _flatten(saved.get("network", {}), "network"), _flatten(current.get("network", {}), "network")
+    changed = [f"{key} {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(set(before) | set(after))
+               if before.get(key) != after.get(key)]
+    return f"; config changed {', '.join(changed[:3])}" if changed else ""
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """``(step, path)`` of every complete numbered checkpoint in ``run_dir/checkpoints``, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
+    folder = Path(run_dir) / CHECKPOINTS_DIR
     if not folder.is_dir():
         return []
     found = []
@@ -117,36 +214,105 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def _numbered(folder: Path, step: int) -> Path:
+    return folder / f"ckpt-{step:09d}.pt"
+
+
 class CheckpointManager:
-    """Writes ``ckpt-<step>.pt`` + ``latest.pt`` into ``run_dir/checkpoints`` and keeps the last ``keep_last``."""
+    """Writes ``latest.pt`` + ``ckpt-<step>.pt`` into ``run_dir/checkpoints`` and keeps the last ``keep_last``."""
 
     def __init__(self, run_dir: str | os.PathLike, keep_last: int = 3):
         if keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
-        self.folder = Path(run_dir) / "checkpoints"
+        self.folder = Path(run_dir) / CHECKPOINTS_DIR
         self.keep_last = keep_last
 
     def save(self, ckpt: dict, step: int) -> Path:
-        path = atomic_save(ckpt, self.folder / f"ckpt-{step:09d}.pt")
-        self._point_latest(path)
+        """Write the state of ``step``; returns its numbered path. A failed write (full disk) is a one-line
+        :class:`UserError` that leaves the previous checkpoints as they were."""
+        # latest.pt first: at every moment it is the newest complete state, even if a kill comes before the
+        # numbered name exists (reopening the run links that name then).
+        latest = atomic_save(ckpt, self.folder / LATEST)
+        path = replace_with_link(latest, _numbered(self.folder, step))  # a hard link costs no disk or I/O
         for _, old in list_checkpoints(self.folder.parent)[: -self.keep_last]:
             old.unlink(missing_ok=True)
         return path
 
-    def _point_latest(self, path: Path) -> None:
-        latest = self.folder / "latest.pt"
-        tmp = self.folder / ".latest.pt.tmp"
-        tmp.unlink(missing_ok=True)
-        link_or_copy(path, tmp)  # a hard link costs no extra disk or I/O
-        os.replace(tmp, latest)
-        fsync_dir(self.folder)
-
 
 def newest_loadable(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
-    """The newest numbered checkpoint of a run that loads; older ones are tried if the newest is damaged."""
-    for _, path in reversed(list_checkpoints(run_dir)):
+    """The checkpoint a run continues from: ``latest.pt`` (the newest by write order); if it is missing or
+    damaged, the numbered checkpoints from the highest step down, the first that loads."""
+    folder = Path(run_dir) / CHECKPOINTS_DIR
+    candidates = [folder / LATEST] if (folder / LATEST).is_file() else []
+    candidates += [path for _, path in reversed(list_checkpoints(run_dir))]
+    for path in candidates:
         try:
             return path, load_checkpoint(path, map_location)
         except UserError as err:
             log.warning("skipping unreadable checkpoint: %s", err)
     return None
+
+
+def run_dir_of(checkpoint: str | os.PathLike) -> Path:
+    """The run folder a checkpoint file belongs to: ``RUN`` for ``RUN/checkpoints/x.pt`` and for
+    ``RUN/checkpoints/abandoned-*/x.pt``, else the file's own folder."""
+    folder = Path(checkpoint).parent
+    if folder.name.startswith(ABANDONED_PREFIX) and folder.parent.name == CHECKPOINTS_DIR:
+        folder = folder.parent
+    return folder.parent if folder.name == CHECKPOINTS_DIR else folder
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b) or filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def _new_abandoned_folder(folder: Path) -> Path:
+    base = folder / f"{ABANDONED_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def continue_from(run_dir: str | os.PathLike, resumed: str | os.PathLike, step: int) -> Path | None:
+    """Make the checkpoint ``resumed`` (of ``step``) the head of the run in ``run_dir``, for a resume that
+    continues from it: it becomes ``latest.pt`` (and ``ckpt-<step>.pt`` where that name is missing), and what an
+    earlier continuation wrote past it (numbered checkpoints of later steps, the old ``latest.pt``) moves to
+    ``checkpoints/abandoned-<time>/``, so histories never mix: auto-resume never goes back to a stale later step
+    and keep-last pruning never deletes the new branch's checkpoints. Crash-safe in this order: a kill at any
+    point leaves ``latest.pt`` at either the old head or ``resumed``. Call it under the run's lock. Returns the
+    folder of the abandoned checkpoints, or None when nothing was moved."""
+    folder = Path(run_dir) / CHECKPOINTS_DIR
+    resumed = Path(resumed)
+    latest = folder / LATEST
+    folder.mkdir(parents=True, exist_ok=True)
+    numbered = list_checkpoints(run_dir)
+    kept = [path for s, path in numbered if s <= step]
+    later = [(s, path) for s, path in numbered if s > step]
+    repoint = not (latest.is_file() and _same_content(latest, resumed))
+    # The old head is only kept when no kept numbered checkpoint already holds it.
+    keep_old_head = repoint and latest.is_file() and not any(_same_content(latest, path) for path in kept)
+    aside = _new_abandoned_folder(folder) if later or keep_old_head else None
+    if keep_old_head:
+        link_or_copy(latest, aside / LATEST)
+    if repoint:
+        replace_with_link(resumed, latest)
+    if not _numbered(folder, step).exists():
+        replace_with_link(latest, _numbered(folder, step))
+    for _, path in later:
+        os.replace(path, aside / path.name)
+    if aside is not None:
+        fsync_dir(aside)
+        fsync_dir(folder)
+        moved = [f"steps {', '.join(str(s) for s, _ in later)}"] if later else []
+        moved += ["its latest.pt"] if keep_old_head else []
+        log.info("%s: continuing from step %d; moved what an earlier continuation wrote after it (%s) to %s",
+                 run_dir, step, " and ".join(moved), aside)
+    return aside

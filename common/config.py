@@ -1,13 +1,15 @@
 """Typed configs: dataclasses loaded from YAML with ``--set key.sub=value`` overrides.
 
 Every config is a tree of dataclasses. Unknown keys, wrong types and values outside a ``Literal`` are
-:class:`~common.errors.UserError` s that name the file and the dotted key and list what is valid. A dataclass
+:class:`~common.errors.UserError` s that name the file and the dotted key and list what is valid; so is a
+non-finite float (``.nan``, ``.inf``) anywhere, since no setting means anything with one. A dataclass
 may define ``validate(self, where: str)`` for cross-field checks; it is called after loading.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -95,7 +97,16 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         # bool is a subclass of int, but ``true`` is no number.
         if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
             raise bad
-        return float(value) if tp is float else value
+        if tp is float:
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range
+                number = math.inf
+            # YAML's .nan/.inf (and a --set 1e999) type-check as floats but poison every step that uses them.
+            if not math.isfinite(number):
+                raise UserError(f"{source}: key '{key}' must be a finite number, got {value!r}")
+            return number
+        return value
     if isinstance(tp, type) and not isinstance(value, tp):
         raise bad
     return value
@@ -121,10 +132,34 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<config>", p
     if missing:
         raise UserError(f"{source}: missing required key(s): " + ", ".join(prefix + m for m in missing))
     obj = cls(**kwargs)
+    # A section left out takes its default, which must pass the same checks as a written one (an empty
+    # default list of domains is no more usable than a written one).
+    for name in fields:
+        if name not in kwargs:
+            _validate_tree(getattr(obj, name), source)
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate(source)
     return obj
+
+
+def _validate_tree(value: Any, source: str) -> None:
+    """Call ``validate(source)`` on every dataclass in ``value`` (nested sections first, then their parent)."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _validate_tree(item, source)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _validate_tree(getattr(value, f.name), source)
+        validate = getattr(value, "validate", None)
+        if callable(validate):
+            validate(source)
+
+
+def check_value(where: str, key: str, value: Any, ok: bool, allowed: str) -> None:
+    """For ``validate`` methods: unless ``ok``, a UserError ``WHERE: key 'KEY' must be ALLOWED, got VALUE``."""
+    if not ok:
+        raise UserError(f"{where}: key '{key}' must be {allowed}, got {value!r}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -23,11 +23,15 @@ TranslateFn = Callable[[torch.Tensor, tuple[int, int]], "torch.Tensor | list[tor
 
 @dataclass
 class Translator:
-    """A ready-to-run generator for ``translate``: the function and the side multiple its input must have
-    (inputs of other sizes are padded up to it and the output cropped back)."""
+    """A ready-to-run generator for ``translate``: the function, the side multiple its input must have and the
+    smallest side it takes (inputs are padded up to both and the output cropped back, so any size works).
+
+    ``min_side`` is where a smaller input would break the network: e.g. a generator that downsamples by 4 and
+    normalises its bottleneck per instance needs 8, so the bottleneck keeps 2x2 values."""
 
     fn: TranslateFn
     multiple: int
+    min_side: int = 1
 
 
 @dataclass

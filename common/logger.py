@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -9,20 +10,51 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from common.files import write_text_atomic
 from common.grids import tile_grid
+
+STATS_FILE = "stats.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+def drop_stats_after(path: str | Path, step: int) -> int:
+    """Rewrite the ``stats.jsonl`` at ``path`` (atomically) without its rows of steps after ``step`` and
+    without a torn last line (a kill mid-write), so a run resumed at ``step`` never repeats a step. Returns the
+    number of lines dropped; the file is only rewritten when that is not 0."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or row["step"] <= step:
+            kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
+    return dropped
 
 
 class RunLogger:
-    """Writes to ``run_dir/stats.jsonl`` and ``run_dir/tensorboard``. On non-main ranks every call is a no-op."""
+    """Writes to ``run_dir/stats.jsonl`` and ``run_dir/tensorboard``. On non-main ranks every call is a no-op.
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True):
+    ``purge_step`` (a resume at step N passes N + 1): TensorBoard hides the events of an earlier process at
+    that step and after, as :func:`drop_stats_after` drops those rows of ``stats.jsonl``."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, purge_step: int | None = None):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self._writer = None
         self._jsonl = None
         if enabled:
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
-            self._jsonl = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge_step)
+            self._jsonl = open(self.run_dir / STATS_FILE, "a", encoding="utf-8")
 
     def scalars(self, step: int, values: dict[str, float], **context) -> None:
         if not self.enabled:

@@ -5,7 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from common.config import check_value
 from common.errors import UserError
+
+# Derived seeds such as ``seed * 7919 + 17 + rank`` must stay below 2**64 for torch generators; 48 bits keep
+# them there (and take any seed that trained before, e.g. a millisecond timestamp).
+SEED_BITS = 48
+
+
+def check_adam(where: str, section: str, lrs: dict[str, float], betas: tuple[float, float]) -> None:
+    """Learning rates > 0 and Adam betas in [0, 1) (what ``torch.optim.Adam`` accepts), named by key."""
+    for key, lr in lrs.items():
+        check_value(where, f"{section}.{key}", lr, lr > 0, "> 0")
+    for key, beta in zip(("beta1", "beta2"), betas):
+        check_value(where, f"{section}.{key}", beta, 0 <= beta < 1, "in [0, 1)")
+
+
+def check_non_negative(where: str, section: str, obj: Any, keys: tuple[str, ...]) -> None:
+    """Loss weights and sizes for which 0 means "off" and a negative value has no meaning."""
+    for key in keys:
+        value = getattr(obj, key)
+        check_value(where, f"{section}.{key}", value, value >= 0, ">= 0")
 
 
 @dataclass
@@ -73,3 +93,7 @@ class TrainConfig:
     optim: Any = None
     run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    def validate(self, where: str) -> None:
+        """Checks of the shared keys; a family's ``validate`` calls this first."""
+        check_value(where, "seed", self.seed, 0 <= self.seed < 2**SEED_BITS, f"an integer in [0, 2**{SEED_BITS})")

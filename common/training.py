@@ -2,17 +2,26 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as tdist
 from tqdm import tqdm
 
-from common.checkpoint import CheckpointManager, load_checkpoint, new_checkpoint, newest_loadable
+from common.checkpoint import (
+    CheckpointManager,
+    check_nets_fit,
+    check_resumable,
+    continue_from,
+    load_checkpoint,
+    new_checkpoint,
+    newest_loadable,
+    run_dir_of,
+)
 from common.config import dump_yaml, to_dict
 from common.device import resolve_device
 from common.distributed import (
@@ -22,13 +31,16 @@ from common.distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from common.divergence import check_losses, check_state
 from common.errors import UserError
-from common.files import write_text_atomic
-from common.logger import RunLogger
+from common.files import remove_temp_files, write_text_atomic
+from common.logger import STATS_FILE, RunLogger, drop_stats_after
 from common.rng import capture_rng_state, restore_rng_state, seed_everything
-from common.runs import latest_run_with_checkpoint, new_run_dir
+from common.runs import CHECKPOINTS_DIR, RunLock, latest_run_with_checkpoint, new_run_dir
 
 LR_POLICIES = ("linear", "step", "cosine", "constant")
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(policy: str, t: int, n_constant: int, n_decay: int, step_every: int = 1) -> float:
@@ -121,13 +133,70 @@ class Precision:
                 s.load_state_dict(state[n])
 
 
-@dataclass
 class RunContext:
-    run_dir: Path
-    logger: RunLogger
-    checkpoints: CheckpointManager
-    resume_from: dict | None
-    resume_path: Path | None
+    """The run folder a process trains in, locked for it (rank 0 holds ``RUN/.lock``), and the checkpoint it
+    continues from (``resume_from``, ``resume_path``; None for a new run).
+
+    A resumed run's folder is left exactly as it was until :meth:`start`, which runs on first use of ``logger``
+    or ``checkpoints``: the trainer first checks the checkpoint against its config (label schema, network
+    shapes), and a resume refused there must not have rewritten the run's record. Only then are temp files of
+    a killed save removed, checkpoints an earlier continuation wrote past the resumed step moved aside,
+    ``stats.jsonl`` rows past it dropped, and ``config.yaml`` written. :meth:`close` releases the lock."""
+
+    def __init__(self, run_dir: Path, cfg: Any, is_main: bool, lock: RunLock | None,
+                 resume_from: dict | None = None, resume_path: Path | None = None):
+        self.run_dir = run_dir
+        self.resume_from = resume_from
+        self.resume_path = resume_path
+        self._cfg = cfg
+        self._is_main = is_main
+        self._lock = lock
+        self._logger: RunLogger | None = None
+        self._checkpoints: CheckpointManager | None = None
+
+    @property
+    def resumed_step(self) -> int | None:
+        return None if self.resume_from is None else self.resume_from["counters"]["global_step"]
+
+    @property
+    def logger(self) -> RunLogger:
+        self.start()
+        return self._logger
+
+    @property
+    def checkpoints(self) -> CheckpointManager:
+        self.start()
+        return self._checkpoints
+
+    def start(self) -> None:
+        """Make the folder this run's (see the class); idempotent."""
+        if self._logger is not None:
+            return
+        step = self.resumed_step
+        if self._is_main:
+            if step is not None:
+                checkpoints = self.run_dir / CHECKPOINTS_DIR
+                removed = remove_temp_files(self.run_dir) + remove_temp_files(checkpoints)
+                if removed:
+                    log.info("%s: removed %d temp file(s) left by an interrupted write (%s)", self.run_dir,
+                             len(removed), ", ".join(p.name for p in removed[:3]))
+                continue_from(self.run_dir, self.resume_path, step)
+                dropped = drop_stats_after(self.run_dir / STATS_FILE, step)
+                if dropped:
+                    log.info("%s: dropped %d %s row(s) past the resumed step %d", self.run_dir, dropped,
+                             STATS_FILE, step)
+            write_text_atomic(self.run_dir / "config.yaml", dump_yaml(self._cfg))
+        self._checkpoints = CheckpointManager(self.run_dir, self._cfg.log.keep_last)
+        self._logger = RunLogger(self.run_dir, enabled=self._is_main,
+                                 purge_step=None if step is None else step + 1)
+
+    def close(self) -> None:
+        """Close the logs and release the run folder's lock (idempotent)."""
+        if self._logger is not None:
+            self._logger.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def resolve_resume(resume: str | None, out_root: str | Path, name: str) -> Path | None:
@@ -143,38 +212,81 @@ def resolve_resume(resume: str | None, out_root: str | Path, name: str) -> Path 
     return path
 
 
-def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo) -> RunContext:
-    """Create or reopen the run folder, load the resume checkpoint, write ``config.yaml`` beside results."""
-    model = cfg.model
+def _claim_run(cfg: Any, out_root: str | Path, resume: str | None) -> tuple[Path, RunLock, Path | None, dict | None]:
+    """Rank 0's part of :func:`open_run`: the run folder, locked, and the checked checkpoint to resume from.
+    A folder resume takes ``latest.pt``, the newest state by write order."""
     target = resolve_resume(resume, out_root, cfg.name)
-    ckpt, ckpt_path = None, None
-    if target is not None:
+    if target is None:
+        run_dir = new_run_dir(out_root, cfg.name)
+        return run_dir, RunLock.acquire(run_dir), None, None
+    run_dir = target if target.is_dir() else run_dir_of(target)
+    lock = RunLock.acquire(run_dir)  # before reading: the holder may be writing checkpoints
+    try:
         if target.is_dir():
             found = newest_loadable(target)
             if found is None:
                 raise UserError(f"--resume {target}: the run folder has no complete checkpoint")
             ckpt_path, ckpt = found
-            run_dir = target
         else:
             ckpt_path, ckpt = target, load_checkpoint(target)
-            run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
-        if ckpt.get("model") != model or ckpt.get("kind") != "training":
-            raise UserError(
-                f"{ckpt_path}: cannot resume a {model} training run from a "
-                f"{ckpt.get('model')} {ckpt.get('kind')} checkpoint"
-            )
-    elif dist.is_main:
-        run_dir = new_run_dir(out_root, cfg.name)
-    else:
-        run_dir = None
-    if dist.enabled:
-        holder = [str(run_dir) if run_dir else None]
-        tdist.broadcast_object_list(holder, src=0)
-        run_dir = Path(holder[0])
+        check_resumable(ckpt, ckpt_path, cfg.model)
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock, ckpt_path, ckpt
+
+
+# The run lists of the :func:`closing_runs_on_failure` blocks being executed, innermost last.
+_opening: list[list[RunContext]] = []
+
+
+@contextlib.contextmanager
+def closing_runs_on_failure() -> Iterator[None]:
+    """Close (and so unlock) every run :func:`open_run` opens inside the block, if the block fails. A trainer
+    constructor that refuses a resume after opening the run would otherwise keep the run locked for as long as
+    its exception is kept (by a caller in this process, e.g. a test)."""
+    opened: list[RunContext] = []
+    _opening.append(opened)
+    try:
+        yield
+    except BaseException:
+        for ctx in opened:
+            ctx.close()
+        raise
+    finally:
+        _opening.pop()
+
+
+def open_run(cfg: Any, out_root: str | Path, resume: str | None, dist: DistInfo) -> RunContext:
+    """Create or reopen the run folder (rank 0 locks it; a folder another live process trains in is a one-line
+    error naming its pid) and load the checkpoint to resume from. A new run writes ``config.yaml`` now; a
+    resumed one leaves its folder untouched until :meth:`RunContext.start`."""
+    run_dir = lock = ckpt_path = ckpt = None
+    failure = None
     if dist.is_main:
-        write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
-    logger = RunLogger(run_dir, enabled=dist.is_main)
-    return RunContext(run_dir, logger, CheckpointManager(run_dir, cfg.log.keep_last), ckpt, ckpt_path)
+        try:
+            run_dir, lock, ckpt_path, ckpt = _claim_run(cfg, out_root, resume)
+        except UserError as err:
+            if not dist.enabled:
+                raise
+            failure = str(err)
+    if dist.enabled:
+        # Every rank needs the same folder and checkpoint file, or rank 0's refusal (else they would wait forever).
+        holder = [(failure, str(run_dir) if run_dir else None, str(ckpt_path) if ckpt_path else None)]
+        tdist.broadcast_object_list(holder, src=0)
+        failure, shared_dir, shared_ckpt = holder[0]
+        if failure is not None:
+            raise UserError(failure)
+        run_dir = Path(shared_dir)
+        if not dist.is_main and shared_ckpt is not None:
+            ckpt_path = Path(shared_ckpt)
+            ckpt = load_checkpoint(ckpt_path)
+    ctx = RunContext(run_dir, cfg, dist.is_main, lock, ckpt, ckpt_path)
+    if _opening:
+        _opening[-1].append(ctx)
+    if ckpt is None:
+        ctx.start()  # nothing to check a new run against
+    return ctx
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
@@ -234,6 +346,7 @@ class TrainerBase:
         self.pools: dict[str, Any] = {}
         self.counters: dict[str, Any] = {}
         self.step_callbacks: list[Callable[[int], None]] = []
+        self.last_saved: Path | None = None
 
     def add_step_callback(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(global_step)`` right after every optimisation step (before logging and saving), e.g.
@@ -287,6 +400,7 @@ class TrainerBase:
         )
 
     def load_state(self, ckpt: dict) -> None:
+        check_nets_fit(self.nets, ckpt, self.ctx.resume_path, to_dict(self.cfg))  # one line, not load_state_dict's
         for name, net in self.nets.items():
             net.load_state_dict(ckpt["nets"][name])
         for name, opt in self.optimizers.items():
@@ -301,20 +415,48 @@ class TrainerBase:
         # Last: everything above may consume randomness, the continued run must not see that.
         restore_rng_state(ckpt["rng"][rank])
 
+    # ------------------------------------------------------------------------------ divergence guard
+    def record_step(self, meter: StepMeter, step: int, logs: dict[str, float], n_images: int) -> None:
+        """Add a step's loss logs to ``meter``, stopping the run if one is NaN/inf. The logs are Python floats
+        already, so checking them costs no device sync. Under torchrun a NaN on one rank only would let the
+        other ranks run on into the next collective and hang, so there :meth:`log_means` checks instead, on
+        the all-reduced means that every rank shares."""
+        if not self.dist.enabled:
+            check_losses(step, logs, self.last_good_checkpoint)
+        meter.add(logs, n_images)
+
+    def log_means(self, meter: StepMeter, step: int) -> dict[str, float]:
+        """``meter.means`` (a collective: every rank calls it at the same step), stopping on a NaN/inf mean."""
+        means = meter.means(self.dist, self.device)
+        check_losses(step, means, self.last_good_checkpoint)
+        return means
+
+    @property
+    def last_good_checkpoint(self) -> Path | None:
+        """The newest checkpoint of this run that passed the guard: saved by this process, or resumed from."""
+        return self.last_saved or self.ctx.resume_path
+
     def save(self) -> Path | None:
+        """Checkpoint the full state, unless a network or optimizer holds a NaN/inf: then nothing is written
+        (nor pruned) and :class:`~common.divergence.TrainingDiverged` stops the run."""
+        step = self.counters["global_step"]
+        check_state(step, self.nets, self.optimizers, self.dist, self.last_good_checkpoint)
         state = self.state()  # every rank takes part in the gathers
         if self.dist.is_main:
-            return self.ctx.checkpoints.save(state, self.counters["global_step"])
+            self.last_saved = self.ctx.checkpoints.save(state, step)
+            return self.last_saved
         return None
 
     def close(self) -> None:
+        self.ctx.close()  # releases the run folder's lock
         shutdown_distributed()
 
     @classmethod
     def run_to_end(cls, cfg: Any, out_root: str | Path = "runs", resume: str | None = None,
                    device: str | None = None) -> Path:
         """Build the trainer, ``fit()`` it and release the process group; returns the run folder."""
-        trainer = cls(cfg, out_root=out_root, resume=resume, device=device)
+        with closing_runs_on_failure():
+            trainer = cls(cfg, out_root=out_root, resume=resume, device=device)
         try:
             return trainer.fit()
         finally:

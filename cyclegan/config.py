@@ -4,8 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.config import check_value
 from common.errors import UserError
-from common.train_config import TrainConfig
+from common.networks.factory import discriminator_min_side, generator_input_sides
+from common.train_config import TrainConfig, check_adam, check_non_negative
+
+# Image channels the data pipeline can give a network: RGB, or its luminance (official --input_nc 1).
+CHANNELS = (1, 3)
+_CROPPED = ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
 @dataclass
@@ -32,6 +38,18 @@ class DataConfig:
                 f"{where}: key 'data.crop_size' ({self.crop_size}) must be <= data.load_size ({self.load_size}) "
                 f"with preprocess {self.preprocess!r}"
             )
+        if self.max_dataset_size is not None:
+            check_value(where, "data.max_dataset_size", self.max_dataset_size, self.max_dataset_size >= 1,
+                        ">= 1 or null")
+
+    def network_sides(self) -> dict[str, int]:
+        """``{key: side}`` for the image sides the networks see that the config fixes: the crop, or the
+        width ``scale_width`` resizes to (heights and ``none`` follow the images)."""
+        if self.preprocess in _CROPPED:
+            return {"data.crop_size": self.crop_size}
+        if self.preprocess == "scale_width":
+            return {"data.load_size": self.load_size}
+        return {}
 
 
 @dataclass
@@ -52,6 +70,25 @@ class NetworkConfig:
         for key in ("ngf", "ndf", "n_layers_D", "input_nc", "output_nc"):
             if getattr(self, key) < 1:
                 raise UserError(f"{where}: key 'network.{key}' must be >= 1, got {getattr(self, key)}")
+        for key in ("input_nc", "output_nc"):
+            value = getattr(self, key)
+            check_value(where, f"network.{key}", value, value in CHANNELS, "1 (grayscale) or 3 (RGB)")
+        check_value(where, "network.init_gain", self.init_gain, self.init_gain > 0, "> 0")
+
+    def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
+        """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``
+        names the setting that gives the side, ``section`` this network section in the config)."""
+        multiple, minimum = generator_input_sides(self.netG, self.norm)
+        if side % multiple or side < minimum:
+            first = -(-minimum // multiple) * multiple
+            raise UserError(f"{where}: key '{key}' ({side}) does not fit {section}.netG {self.netG} "
+                            f"(norm {self.norm}): it needs a multiple of {multiple} from {first} on "
+                            f"(e.g. {first}, {first + multiple})")
+        smallest = discriminator_min_side(self.netD, self.n_layers_D)
+        if side < smallest:
+            raise UserError(f"{where}: key '{key}' ({side}) is too small for {section}.netD {self.netD}"
+                            + (f" with n_layers_D {self.n_layers_D}" if self.netD == "n_layers" else "")
+                            + f": it needs at least {smallest}")
 
 
 @dataclass
@@ -64,6 +101,10 @@ class LossConfig:
     lambda_identity: float = 0.5
     lambda_gp: float = 10.0
     pool_size: int = 50
+
+    def validate(self, where: str) -> None:
+        check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
+                                                 "pool_size"))
 
 
 @dataclass
@@ -81,8 +122,7 @@ class OptimConfig:
     lr_decay_epochs: int = 50
 
     def validate(self, where: str) -> None:
-        if self.lr <= 0:
-            raise UserError(f"{where}: key 'optim.lr' must be > 0, got {self.lr}")
+        check_adam(where, "optim", {"lr": self.lr}, (self.beta1, self.beta2))
         if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay < 1:
             raise UserError(f"{where}: keys 'optim.n_epochs' + 'optim.n_epochs_decay' must be >= 1 (each >= 0)")
         if self.lr_decay_epochs < 1:
@@ -99,6 +139,9 @@ class CycleGANConfig(TrainConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def validate(self, where: str) -> None:
+        super().validate(where)
+        for key, side in self.data.network_sides().items():
+            self.network.check_side(where, key, side)
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
             raise UserError(
                 f"{where}: key 'loss.lambda_identity' must be 0 when network.input_nc != network.output_nc"

@@ -12,10 +12,16 @@ from cyclegan.import_official import convert_to_checkpoint
 from cyclegan.model import generator_from_checkpoint, generators_from_checkpoint, required_multiple
 from cyclegan.trainer import CycleGANTrainer
 
+# The smallest input side each generator takes. A ResNet halves the side twice; at 8 its bottleneck is 2x2,
+# the least its residual blocks' 1-pixel reflection padding and its norm layers accept. A U-Net is built
+# for its full multiple (1x1 at the bottom).
+MIN_SIDE = {"resnet_9blocks": 8, "resnet_6blocks": 8, "unet_128": 128, "unet_256": 256}
+
 
 def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: torch.device) -> Translator:
     generator = generator_from_checkpoint(ckpt, options.get("direction") or "AtoB", source).to(device)
-    return Translator(lambda x, _size: generator(x), required_multiple(ckpt["config"]["network"]["netG"]))
+    netG = ckpt["config"]["network"]["netG"]
+    return Translator(lambda x, _size: generator(x), required_multiple(netG), MIN_SIDE[netG])
 
 
 def _load(ckpt: dict, source: str) -> LoadedModel:

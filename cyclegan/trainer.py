@@ -30,6 +30,22 @@ from common.training import (
 from cyclegan.config import CycleGANConfig
 from cyclegan.model import build_networks
 
+# ITU-R 601-2 luma: the weights of PIL's convert("L"), which the official code applies for --input_nc 1.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """RGB batches in [-1, 1] as the networks' ``channels``: unchanged for 3, their luminance for 1. The
+    weights sum to 1, so mixing the normalised values equals normalising the mixed 8-bit ones (PIL also
+    rounds to whole levels)."""
+    if channels == images.shape[1]:
+        return images
+    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+
+
+def _as_rgb(images: torch.Tensor) -> torch.Tensor:
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
 
 class CycleGANTrainer(TrainerBase):
     """Holds the networks, optimizers and pools of one run; :meth:`fit` trains to the configured end."""
@@ -72,6 +88,18 @@ class CycleGANTrainer(TrainerBase):
         self.run_dir = self.ctx.run_dir
         if self.ctx.resume_from is not None:
             self.load_state(self.ctx.resume_from)
+
+    def load_state(self, ckpt: dict) -> None:
+        super().load_state(ckpt)
+        # The optimizer and scheduler states carry the LR and betas they were written with; the config given
+        # now rules instead (e.g. a diverged run resumed with a lower optim.lr). Unchanged settings give the
+        # very numbers the scheduler would have: base LR x the schedule factor of its epoch.
+        o = self.cfg.optim
+        for optimizer, scheduler in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
+            factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+            scheduler.base_lrs = [o.lr for _ in optimizer.param_groups]
+            for group in optimizer.param_groups:
+                group.update(initial_lr=o.lr, lr=o.lr * factor, betas=(o.beta1, o.beta2))
 
     # ------------------------------------------------------------------------------------------ step
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[dict[str, float], dict]:
@@ -159,19 +187,19 @@ class CycleGANTrainer(TrainerBase):
                 loader = make_loader(self.dataset, sampler, bs, cfg.run.num_workers,
                                      pin_memory=self.device.type == "cuda")
                 for batch in loader:
-                    real_a = batch["A"].to(self.device, non_blocking=True)
-                    real_b = batch["B"].to(self.device, non_blocking=True)
+                    real_a = to_channels(batch["A"].to(self.device, non_blocking=True), cfg.network.input_nc)
+                    real_b = to_channels(batch["B"].to(self.device, non_blocking=True), cfg.network.output_nc)
                     logs, visuals = self.train_step(real_a, real_b)
                     c["epoch_step"] += 1
                     c["global_step"] += 1
                     c["images_seen"] += real_a.shape[0] * self.dist.world_size
                     skipped += int(batch["skipped"].sum())
-                    meter.add(logs, real_a.shape[0] * self.dist.world_size)
                     step = c["global_step"]
+                    self.record_step(meter, step, logs, real_a.shape[0] * self.dist.world_size)
                     self._step_done(step)
                     bar.update(1)
                     if step % cfg.log.every_steps == 0:
-                        means = meter.means(self.dist, self.device)
+                        means = self.log_means(meter, step)
                         means["lr/G"] = self.opt_G.param_groups[0]["lr"]
                         means["lr/D"] = self.opt_D.param_groups[0]["lr"]
                         means["data/skipped_images"] = float(skipped)
@@ -180,7 +208,7 @@ class CycleGANTrainer(TrainerBase):
                                         D_A=f"{means['D_A']:.3f}", D_B=f"{means['D_B']:.3f}")
                     if step % cfg.log.image_every_steps == 0:
                         self.ctx.logger.image_grid(step, "train/A_fakeB_recA__B_fakeA_recB", [
-                            v[:1] for v in visuals.values()], nrow=3)
+                            _as_rgb(v[:1]) for v in visuals.values()], nrow=3)
                     at_stop = self.should_stop(step, started)
                     if at_stop or (cfg.log.save_every_steps and step % cfg.log.save_every_steps == 0):
                         self.save()

@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.config import check_value
 from common.errors import UserError
-from common.train_config import LogConfig, TrainConfig
+from common.train_config import LogConfig, TrainConfig, check_adam, check_non_negative
+from stargan.networks import DOWNSAMPLING
 
 
 @dataclass
@@ -48,6 +50,11 @@ class DatasetConfig:
             raise UserError(f"{where}: dataset '{self.name}': key 'selected_attrs' must list at least one attribute")
         if not 0.0 <= self.test_fraction < 1.0:
             raise UserError(f"{where}: dataset '{self.name}': key 'test_fraction' must be in [0, 1)")
+        if self.crop_size is not None and self.crop_size < 1:
+            raise UserError(f"{where}: dataset '{self.name}': key 'crop_size' must be >= 1 or null, "
+                            f"got {self.crop_size}")
+        if self.test_count < 0:
+            raise UserError(f"{where}: dataset '{self.name}': key 'test_count' must be >= 0, got {self.test_count}")
 
 
 @dataclass
@@ -74,6 +81,11 @@ class NetworkConfig:
     g_repeat_num: int = 6
     d_repeat_num: int = 6
 
+    def validate(self, where: str) -> None:
+        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
+            value = getattr(self, key)
+            check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
+
 
 @dataclass
 class LossConfig:
@@ -85,6 +97,9 @@ class LossConfig:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     target: Literal["shuffle", "random"] = "shuffle"
+
+    def validate(self, where: str) -> None:
+        check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp"))
 
 
 @dataclass
@@ -101,6 +116,7 @@ class OptimConfig:
     num_iters_decay: int = 100000
 
     def validate(self, where: str) -> None:
+        check_adam(where, "optim", {"g_lr": self.g_lr, "d_lr": self.d_lr}, (self.beta1, self.beta2))
         if self.num_iters < 1 or not 0 <= self.num_iters_decay <= self.num_iters:
             raise UserError(f"{where}: keys 'optim.num_iters' (>= 1) and 'optim.num_iters_decay' "
                             f"(0..num_iters) out of range: {self.num_iters}, {self.num_iters_decay}")
@@ -120,7 +136,11 @@ class StarGANConfig(TrainConfig):
                                                              save_every_steps=10000, keep_last=3))
 
     def validate(self, where: str) -> None:
+        super().validate(where)
         size, depth = self.data.image_size, self.network.d_repeat_num
+        if size % DOWNSAMPLING:
+            raise UserError(f"{where}: key 'data.image_size' ({size}) must be a multiple of {DOWNSAMPLING}: the "
+                            f"generator halves the image twice and doubles it back")
         if size % (2 ** depth):
             raise UserError(
                 f"{where}: key 'data.image_size' ({size}) must be divisible by 2**network.d_repeat_num "

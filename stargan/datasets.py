@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from common.data.celeba_attrs import read_celeba_attrs
-from common.data.images import find_images, load_rgb, to_tensor
+from common.data.images import check_listed_name, find_images, load_rgb, to_tensor
 from common.errors import UserError
 from common.labels.schema import Group, LabelSchema, Loss
 
@@ -395,13 +395,8 @@ class CsvDataset(_LabeledImages):
             name = row[0]
             if not name:
                 raise UserError(f"{loc}: empty file name")
-            if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-                raise UserError(
-                    f"{loc}: file name {name!r} must be relative to the image folder {self.image_dir}"
-                )
+            check_listed_name(name, loc, self.image_dir)
             full = os.path.normpath(os.path.join(root, name))
-            if os.path.commonpath([root, full]) != root:
-                raise UserError(f"{loc}: file name {name!r} points outside the image folder {self.image_dir}")
             values = []
             for attr, c in zip(attrs, cols):
                 v = row[c]

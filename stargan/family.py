@@ -15,6 +15,9 @@ from stargan.trainer import StarGANTrainer
 from stargan.translate import TargetSpec, make_translator
 
 IMPORT_OPTIONS = ("attrs", "exclusive", "datasets", "dataset_names")
+# G halves the side twice and normalises each instance: from 8 up its bottleneck keeps 2x2 values (InstanceNorm
+# of a single value per channel fails).
+MIN_SIDE = 2 * DOWNSAMPLING
 
 
 def _load(ckpt: dict, source: str) -> LoadedModel:
@@ -30,7 +33,7 @@ def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: tor
     spec.validate()
     loaded = _load(ckpt, source)
     nets = {k: n.to(device) for k, n in loaded.nets.items()}
-    return Translator(make_translator(nets, loaded.labels, spec, loaded.image_size), loaded.multiple)
+    return Translator(make_translator(nets, loaded.labels, spec, loaded.image_size), loaded.multiple, MIN_SIDE)
 
 
 def _is_official(keys: frozenset[str]) -> bool:

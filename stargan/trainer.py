@@ -80,6 +80,10 @@ class StarGANTrainer(TrainerBase):
 
     def load_state(self, ckpt: dict) -> None:
         super().load_state(ckpt)
+        # The config's betas rule a resumed run (the LR is set from the config every iteration anyway).
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["betas"] = (self.cfg.optim.beta1, self.cfg.optim.beta2)
         states = ckpt["extra"]["target_rng"]
         self.target_gen.set_state(states[self.dist.rank if self.dist.rank < len(states) else 0])
 
@@ -200,11 +204,11 @@ class StarGANTrainer(TrainerBase):
                 c["global_step"] = step = i + 1
                 n_images = x_real.shape[0] * self.dist.world_size
                 c["images_seen"] += n_images
-                meter.add(logs, n_images)
+                self.record_step(meter, step, logs, n_images)
                 self._step_done(step)
                 bar.update(1)
                 if step % cfg.log.every_steps == 0:
-                    means = meter.means(self.dist, self.device)
+                    means = self.log_means(meter, step)
                     means["lr/G"] = self.optimizers["G"].param_groups[0]["lr"]
                     means["lr/D"] = self.optimizers["D"].param_groups[0]["lr"]
                     self.ctx.logger.scalars(step, means)

@@ -116,6 +116,8 @@ class TargetSpec:
         given = [self.target is not None, self.vector is not None, self.all_targets]
         if sum(given) != 1:
             raise UserError("StarGAN translate needs exactly one of --target, --target-vector, --all-targets")
+        if not math.isfinite(self.strength):
+            raise UserError(f"--strength {self.strength}: expected a finite number (0 = input labels, 1 = target)")
 
 
 def _spec_names(text: str) -> list[str]:
@@ -139,7 +141,7 @@ def predict_labels(D: torch.nn.Module | None, x: torch.Tensor, labels: LabelSpac
 
 
 def make_translator(nets: dict, labels: LabelSpace, spec: TargetSpec, image_size: int):
-    """``fn(padded_batch, (h, w))`` for :func:`common.inference.translate_paths`."""
+    """``fn(padded_batch, (h, w))`` for :func:`common.inference.translate_jobs`."""
     spec.validate()
     G, D = nets["G"], nets.get("D")
     if spec.dataset is not None:

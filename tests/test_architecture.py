@@ -3,6 +3,8 @@ be compared, and how large a module may grow."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,10 @@ def test_each_family_declares_itself_consistently(name):
     assert family.config_class().model == name  # a default config names its own family
     assert family.official_hint and family.title
     assert len(set(family.translate_options)) == len(family.translate_options)
+
+
+def test_cli_answers_help_without_loading_torch():
+    # Commands import the library when they run: `stargan --help` and option errors must answer at once.
+    code = "import sys, stargan.cli; print(sorted(m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr or result.stdout

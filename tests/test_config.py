@@ -102,3 +102,17 @@ def test_dump_round_trip():
     cfg = CycleGANConfig()
     again = from_dict(CycleGANConfig, yaml.safe_load(dump_yaml(cfg)))
     assert again == cfg
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 10**400])
+def test_non_finite_float_in_a_file_is_refused_by_key(tmp_path, value):
+    path = write(tmp_path, {"model": "cyclegan", "loss": {"lambda_A": value}})
+    with pytest.raises(UserError, match=r"key 'loss\.lambda_A' must be a finite number"):
+        load_config(path, [], config_classes())
+
+
+def test_left_out_sections_are_validated_like_written_ones(tmp_path):
+    """A missing section takes its default, and an unusable default is refused by key, not later."""
+    path = write(tmp_path, {"model": "stargan"})
+    with pytest.raises(UserError, match="selected_attrs"):
+        load_config(path, [], config_classes())

@@ -244,3 +244,20 @@ def test_loader_same_batches_for_any_worker_count(unpaired_root):
         assert torch.equal(b0["A"], b1["A"]) and torch.equal(b0["B"], b1["B"])
         assert b0["A_path"] == b1["A_path"] and b0["B_path"] == b1["B_path"]
         assert b0["skipped"].tolist() == [0] * len(b0["A"])
+
+
+def test_loader_reports_a_bad_image_alike_for_any_worker_count(unpaired_root):
+    """A worker's UserError arrives as the message the dataset raised (torch wraps it in a traceback text)."""
+    bad = unpaired_root / "trainA" / "img_001.png"
+    bad.write_bytes(b"garbage")
+    ds = small_dataset(unpaired_root)
+    messages = []
+    for workers in (0, 2):
+        sampler = UnpairedSampler(len(ds.paths_a), len(ds.paths_b), seed=5, epoch=1)
+        batches = iter(make_loader(ds, sampler, batch_size=2, num_workers=workers))
+        with pytest.raises(UserError) as caught:
+            list(batches)
+        messages.append(str(caught.value))
+        assert next(batches, None) is None  # the error ended the stream (and stopped its workers)
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(f"{bad}: cannot read image") and "\n" not in messages[0]

@@ -103,6 +103,20 @@ def test_read_celeba_attrs_errors(tmp_path):
         read_celeba_attrs(p, ["B"])
 
 
+@pytest.mark.parametrize("name, match", [
+    ("../outside.png", r"attrs.txt:4: file name '../outside.png' points outside the image folder"),
+    ("sub/../../outside.png", r"attrs.txt:4: file name 'sub/../../outside.png' points outside"),
+    ("..", r"attrs.txt:4: file name '..' points outside"),
+    ("/etc/hostname", r"attrs.txt:4: file name '/etc/hostname' must be relative to the image folder"),
+    ("C:x.png", r"attrs.txt:4: file name 'C:x.png' must be relative"),
+])
+def test_read_celeba_attrs_refuses_names_outside_the_image_folder(tmp_path, name, match):
+    """As in CSV label files: the attribute file may only name images inside the image folder."""
+    p = write_attr(tmp_path, f"2\nA B\nsub/x.jpg 1 -1\n{name} -1 1\n")
+    with pytest.raises(UserError, match=match):
+        read_celeba_attrs(p, ["A"])
+
+
 def test_read_celeba_attrs_count_mismatch_warns(tmp_path, caplog):
     p = write_attr(tmp_path, "5\nA B\nx.jpg 1 -1\ny.jpg -1 1\n")
     with caplog.at_level(logging.WARNING):

@@ -6,8 +6,9 @@
 
 Line 1 is the number of rows, line 2 the attribute names, then ``<file> <one -1/1 per attribute>`` per row.
 Fields are separated by runs of whitespace (the real file right-aligns each value in two characters and ends
-the header with a space); blank lines are ignored. CelebA uses it, the shapes generator writes it, and any
-attribute-labelled image set can be written in it.
+the header with a space); blank lines are ignored. File names are relative to the image folder: absolute names
+and names that leave it (``../``) are refused, as in CSV label files. CelebA uses it, the shapes generator writes
+it, and any attribute-labelled image set can be written in it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from common.data.images import check_listed_name
 from common.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ def read_attr_file(
     where a wrong count means a damaged file) it is a UserError.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; expected the CelebA attribute file (e.g. list_attr_celeba.txt)")
     if not path.is_file():
         raise UserError(f"{path}: CelebA attribute file not found")
     try:
@@ -106,6 +110,7 @@ def read_attr_file(
         if not _VALID.issuperset(values):
             j = next(j for j, v in enumerate(values) if v not in _VALID)
             raise UserError(f"{path}:{lineno}: value {values[j]!r} for {names[j]} must be -1 or 1")
+        check_listed_name(parts[0], f"{path}:{lineno}")
         files.append(parts[0])
         rows.append([values[c] == "1" for c in cols])
     if count != len(files):

@@ -41,6 +41,21 @@ def find_images(root: str | os.PathLike, what: str = "image folder") -> list[Pat
     return files
 
 
+def check_listed_name(name: str, where: str, image_dir: str | os.PathLike | None = None) -> None:
+    """Refuse a file name a label file lists (CSV, CelebA attribute file) that is absolute or leaves the image
+    folder through ``..``; ``where`` (``file:line``) starts the UserError, ``image_dir`` names the folder in it.
+
+    The check is lexical (normalised name, symlinks not followed): a label file cannot reach outside the
+    folder, while users may still symlink images into it. Drive-letter and backslash-rooted names count as
+    absolute on every system, so a label file means the same everywhere."""
+    folder = "the image folder" if image_dir is None else f"the image folder {image_dir}"
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise UserError(f"{where}: file name {name!r} must be relative to {folder}")
+    normal = os.path.normpath(name)
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        raise UserError(f"{where}: file name {name!r} points outside {folder}")
+
+
 def _scale_to_uint8(img: Image.Image) -> Image.Image:
     """Wide integer and float images -> 8-bit L. PIL's own convert clips these (a 16-bit image becomes
     almost all white), so we rescale by the range the values were most likely stored in."""

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from common.data.images import find_images, load_rgb
+from common.data.loader import UserErrorLoader
 from common.data.transforms import check_mode, preprocess
 from common.errors import UserError
 
@@ -152,12 +153,13 @@ def _distinct_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, num_workers: int,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False) -> UserErrorLoader:
     """Batches of ``dataset[key]`` in the sampler's order. Workers are not persistent because a new sampler
     (and loader) is made each epoch; no worker seeding is needed since samples carry their own seeds.
 
     The loader gets its own generator: otherwise creating its iterator draws a base seed from the global
-    torch RNG, and a run resumed mid-epoch (one extra iterator) would diverge from an uninterrupted one."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=False, persistent_workers=False,
-                      generator=torch.Generator().manual_seed(0))
+    torch RNG, and a run resumed mid-epoch (one extra iterator) would diverge from an uninterrupted one. A bad
+    image reads as the same one-line UserError with any number of workers."""
+    return UserErrorLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                           pin_memory=pin_memory, drop_last=False, persistent_workers=False,
+                           generator=torch.Generator().manual_seed(0))

@@ -67,6 +67,30 @@ def define_discriminator(
     return net if init_type is None else init_weights(net, init_type, init_gain)
 
 
+def generator_input_sides(arch: str, norm: str) -> tuple[int, int]:
+    """``(multiple, minimum)``: the input sides generator ``arch`` trains on. A ResNet comes back at the
+    input's size for multiples of 4; with a norm layer its 4x smaller bottleneck must keep more than one
+    pixel (instance/batch statistics of a single value fail in training). A U-Net reaches 1x1 at the bottom
+    for exactly ``2 ** num_downs`` and needs multiples of it."""
+    if arch in _RESNET_BLOCKS:
+        return 4, (4 if norm == "none" else 8)
+    if arch in _UNET_DOWNS:
+        side = 2 ** _UNET_DOWNS[arch]
+        return side, side
+    raise ValueError(f"unknown generator arch {arch!r}; expected one of: {', '.join(GENERATOR_ARCHS)}")
+
+
+def discriminator_min_side(arch: str, n_layers: int = 3) -> int:
+    """The smallest input side discriminator ``arch`` takes. A PatchGAN halves the side ``n_layers`` times
+    (``basic``: 3) and its two stride-1 4x4 convs each take one pixel off, so at least 3 pixels must be left:
+    ``3 * 2 ** n_layers``. The 1x1 ``pixel`` PatchGAN needs 2 (its norm needs more than one pixel)."""
+    if arch == "pixel":
+        return 2
+    if arch in ("basic", "n_layers"):
+        return 3 * 2 ** (3 if arch == "basic" else n_layers)
+    raise ValueError(f"unknown discriminator arch {arch!r}; expected one of: {', '.join(DISCRIMINATOR_ARCHS)}")
+
+
 def count_parameters(net: nn.Module) -> int:
     """Number of parameters (buffers such as BatchNorm running stats excluded, like the official count)."""
     return sum(p.numel() for p in net.parameters())

@@ -1,8 +1,11 @@
 """Pieces shared by the CLI command modules: error handling and where library log lines go."""
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import os
+import re
 import sys
 
 import click
@@ -43,9 +46,37 @@ def configure_logging(level: int = logging.INFO) -> None:
             logger.addHandler(_EchoHandler())
 
 
+NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+NOT_PERMITTED = {errno.EACCES, errno.EPERM, errno.EROFS}
+# ``common.files.atomic_writer`` writes ``.NAME.<random>.tmp`` beside NAME: the user knows NAME.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _file_named(err: OSError) -> str | None:
+    """The file a failed write was for: a rename's destination, and a temp file's final name."""
+    name = err.filename2 if err.filename2 is not None else err.filename
+    if name is None:
+        return None
+    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    head, tail = os.path.split(name)
+    match = _TEMP_NAME.match(tail)
+    return os.path.join(head, match["name"]) if match else name
+
+
+def os_error_message(err: OSError) -> str | None:
+    """One line for a full disk or an unwritable place; None for other OS errors (those are bugs or need
+    their own message where they happen)."""
+    name = _file_named(err)
+    if err.errno in NO_SPACE:
+        return "no space left on the device" + (f" writing {name}" if name else "")
+    if err.errno in NOT_PERMITTED:
+        return f"cannot write {name or 'a file'}: {err.strerror or os.strerror(err.errno)}"
+    return None
+
+
 def user_errors(fn):
-    """Set up logging, and turn UserError (and Ctrl-C) into a one-line message and exit status 2 (130),
-    never a traceback."""
+    """Set up logging, and turn UserError, a full disk or an unwritable folder (and Ctrl-C) into a one-line
+    message and exit status 2 (130), never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -54,6 +85,12 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(UserError.exit_code)
+        except OSError as err:
+            message = os_error_message(err)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             sys.exit(UserError.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; resume with --resume auto", err=True)

@@ -1,26 +1,24 @@
 """The ``stargan`` command line (also ``python -m stargan``).
 
 Every command validates its options before doing work; user errors print one line and exit with status 2.
+Commands import the library (torch, torchvision, ...) when they run, not at import time, so `stargan --help`
+and option errors answer at once.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from common.checkpoint import atomic_save, load_checkpoint
-from common.config import dump_yaml, load_config
-from common.device import resolve_device
-from common.family import check_options
-from common.inference import collect_inputs, translate_paths
-from common.training import resolve_resume
 from common.version import __version__
 from stargan.cli.common import DEVICE_HELP, user_errors
-from stargan.cli.demo import run_demo
 from stargan.cli.eval_commands import evaluate, make_dataset, train_classifier
 from stargan.compare.cli import compare
-from stargan.families import config_classes, family_of_checkpoint, family_of_config, family_of_official
+
+if TYPE_CHECKING:
+    from common.inference import TranslationPlan, TranslationResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,6 +46,11 @@ def cli() -> None:
 def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | None, device: str | None,
           dry_run: bool) -> None:
     """Train the model a CONFIG (YAML) describes; its `model` key picks the model family."""
+    from common.config import dump_yaml, load_config
+    from common.device import resolve_device
+    from common.training import resolve_resume
+    from stargan.families import config_classes, family_of_config
+
     if device is not None:
         overrides = overrides + (f"run.device={device}",)
     cfg = load_config(config, overrides, config_classes())
@@ -73,7 +76,13 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="An image file or a folder (searched recursively).")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the results: one PNG per input, same stem (and sub-folders).")
+              help="Folder for the results: one PNG per input, same stem (and sub-folders). Must not be the "
+                   "input folder, lie inside it, or hold an input file.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace outputs that already exist (default: keep them and skip their inputs).")
+@click.option("--skip-bad", is_flag=True,
+              help="Skip unreadable or corrupt input files and list them at the end (default: refuse the run, "
+                   "naming them, before anything is written).")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
               help="CycleGAN: which generator to apply  [default: AtoB].")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
@@ -87,30 +96,58 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
 @click.option("--all-targets", is_flag=True,
               help="StarGAN: the official test grid: input, then one column per single-attribute change.")
 @click.option("--strength", default=None, type=float,
-              help="StarGAN: scale the label change (0 = input labels, 1 = target, >1 exaggerates)  [default: 1].")
+              help="StarGAN: scale the label change (0 = input labels, 1 = target, >1 exaggerates; finite)  "
+                   "[default: 1].")
 @click.option("--dataset", "dataset_name", default=None,
               help="StarGAN multi-dataset models: whose labels --target/--all-targets refer to.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
-def translate(checkpoint: Path, input_path: Path, output_dir: Path, direction: str | None, batch_size: int,
-              target: str | None, target_vector: str | None, all_targets: bool, strength: float | None,
-              dataset_name: str | None, device: str) -> None:
+def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: bool, skip_bad: bool,
+              direction: str | None, batch_size: int, target: str | None, target_vector: str | None,
+              all_targets: bool, strength: float | None, dataset_name: str | None, device: str) -> None:
     """Translate images with a trained generator, at their own resolution, one PNG per input.
 
-    Sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4; U-Nets: of 128/256)
-    are reflect-padded on the bottom/right and the output cropped back, so every output PNG has its input's
-    size (the --all-targets grid is as wide as the input times the number of columns).
+    Any size works: sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4, at
+    least 8; U-Nets: 128/256) are padded on the bottom/right (reflected, or the edge repeated where the image
+    is too small to reflect) and the output cropped back, so every output PNG has its input's size (the
+    --all-targets grid is as wide as the input times the number of columns).
+
+    Nothing is lost: inputs are never written; an existing output is kept (its input skipped and counted)
+    unless --overwrite; PNGs are written to a temp name and renamed, so a crash or a full disk never leaves a
+    truncated one. Two inputs that would give the same output (good.png and good.jpg in one folder) stop the
+    run before anything is written, naming both. So do unreadable inputs, unless --skip-bad.
     """
+    from common.checkpoint import load_checkpoint
+    from common.device import resolve_device
+    from common.family import check_options
+    from common.inference import prepare_translation, translate_jobs
+    from stargan.families import family_of_checkpoint
+
     dev = resolve_device(device)
-    paths, root = collect_inputs(input_path)
+    plan = prepare_translation(input_path, output_dir, overwrite=overwrite, skip_bad=skip_bad)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     family = family_of_checkpoint(ckpt, str(checkpoint))
     options = {"direction": direction, "target": target, "target_vector": target_vector,
                "all_targets": all_targets, "strength": strength, "dataset": dataset_name}
     check_options(family, options, family.translate_options, str(checkpoint))
     translator = family.translator(ckpt, str(checkpoint), options, dev)
-    written = translate_paths(paths, root, output_dir, translator.fn, translator.multiple, batch_size, dev)
-    click.echo(f"wrote {len(written)} image(s) to {output_dir}")
+    result = translate_jobs(plan, translator, batch_size, dev)
+    for line in _translate_report(plan, result):
+        click.echo(line)
+
+
+def _translate_report(plan: TranslationPlan, result: TranslationResult) -> list[str]:
+    """The lines a translate run ends with: what was written, kept, replaced and skipped, with counts."""
+    from common.inference import describe_files
+
+    lines = [f"wrote {len(result.written)} image(s) to {plan.out_dir}"]
+    if plan.existing and plan.overwrite:
+        lines.append(f"replaced {plan.existing} existing output(s)")
+    elif plan.existing:
+        lines.append(f"skipped {plan.existing} input(s) whose output already exists (--overwrite replaces them)")
+    if result.bad:
+        lines.append(f"skipped {len(result.bad)} unreadable input(s): {describe_files(result.bad)}")
+    return lines
 
 
 @cli.command("import-official")
@@ -140,6 +177,10 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
     StarGAN: `{iter}-G.ckpt`; `{iter}-D.ckpt` beside it is imported too (it predicts the input's own labels
     for `translate --target`). Widths, label size, image size and mask length come from the tensors.
     """
+    from common.checkpoint import atomic_save
+    from common.family import check_options
+    from stargan.families import family_of_official
+
     family = family_of_official(path)
     options = {"attrs": attrs, "exclusive": exclusive or None, "datasets": datasets,
                "dataset_names": dataset_names}
@@ -164,6 +205,8 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
     (checkpoints, TensorBoard), eval/metrics.json and grid.png (test inputs x target attributes), then prints
     the colour-change accuracy and the counterfactual error against the do-nothing baseline.
     """
+    from stargan.cli.demo import run_demo
+
     run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed)
 
 

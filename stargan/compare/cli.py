@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from common.device import resolve_device
 from stargan.cli.common import DEVICE_HELP, user_errors
 from stargan.compare.layout import REPORT_HTML, REPORT_MD, RESULTS_FILE
-from stargan.compare.report import format_summary
-from stargan.compare.run import dry_run_plan, load_config_and_out, run_compare
 
 
 @click.command("compare")
@@ -26,6 +23,11 @@ from stargan.compare.run import dry_run_plan, load_config_and_out, run_compare
 def compare(config: Path, overrides: tuple[str, ...], out: Path | None, device: str, dry_run: bool) -> None:
     """Train k(k-1)/2 pairwise CycleGANs and one StarGAN on the same k domains and budget, evaluate every
     directed translation with one domain classifier, and write results.json, report.md and report.html."""
+    # Imported here so that `stargan --help` does not load torch.
+    from common.device import resolve_device
+    from stargan.compare.report import format_summary
+    from stargan.compare.run import dry_run_plan, load_config_and_out, run_compare
+
     cfg, out_dir = load_config_and_out(config, overrides, out)
     if dry_run:
         click.echo(dry_run_plan(cfg, str(config), out_dir))

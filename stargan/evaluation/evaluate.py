@@ -161,21 +161,22 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
                         f"{', '.join(split.dataset.schema.names)}, the model {', '.join(schema.names)}")
     image_size, crop_size = loaded.image_size, split.entry.crop_size
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
-    # Resolve everything that can fail before the (long) loop runs.
+    # Resolve everything that can fail before the (long) loop runs, and before saying what is skipped: a bad
+    # file then ends the command with its error line alone.
     classify, clf_info = None, None
     if classifier is not None:
         classify, clf_info = _classifier_fn(classifier, schema, dev)
-    else:
-        log.info("attribute accuracy skipped: no --classifier given (train one with `stargan train-classifier`)")
     weights = resolve_fid_weights(fid_weights)
     extractor = None
-    if weights is None:
-        log.info(fid_unavailable_message("--fid-weights"))
-    else:
+    if weights is not None:
         inception = load_fid_inception(weights, dev)
 
         def extractor(images: Tensor) -> Tensor:
             return extract_features(inception, images, dev, batch_size=batch_size)
+    if classify is None:
+        log.info("attribute accuracy skipped: no --classifier given (train one with `stargan train-classifier`)")
+    if weights is None:
+        log.info(fid_unavailable_message("--fid-weights"))
 
     index = _counterfactual_index(split.root, schema)
 
