@@ -229,6 +229,8 @@ def read_yaml(path: str | Path) -> dict:
         raise UserError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {err.start}); expected a YAML config") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""

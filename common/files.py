@@ -79,7 +79,7 @@ def _nearly_full(folder: Path) -> bool:
 def write_failure(path: str | os.PathLike, err: BaseException) -> UserError:
     """The one-line error for a failed write of ``path``: ``no space left on the device writing PATH`` when the
     error or the disk says so (call it before removing the partial file, which frees the space again), else
-    ``could not write PATH (reason)``."""
+    ``cannot write PATH: reason`` (the CLI's wording for OS errors that reach it, too)."""
     path = Path(path)
     if getattr(err, "errno", None) in _NO_SPACE_ERRNOS or _nearly_full(path.parent):
         return UserError(f"no space left on the device writing {path}")
@@ -87,7 +87,7 @@ def write_failure(path: str | os.PathLike, err: BaseException) -> UserError:
         reason = err.strerror.lower() if isinstance(err, PermissionError) else err.strerror
     else:
         reason = (str(err).strip().splitlines() or [err.__class__.__name__])[0][:200]
-    return UserError(f"could not write {path} ({reason})")
+    return UserError(f"cannot write {path}: {reason}")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ to what the network takes and cropped back, and every PNG is written atomically.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,16 +99,36 @@ def check_output_folder(paths: list[Path], input_path: Path, input_root: Path, o
                             "(inputs are never overwritten)")
 
 
+def ignores_case(folder: Path) -> bool:
+    """Does the file system ``folder`` will be on (that of its nearest existing ancestor) take names that
+    differ only in case for one file, as macOS and Windows do by default? Probed with a hidden temp file;
+    a folder that cannot be written counts as case-sensitive (writing there fails later with its own error)."""
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=".CaseProbe-", dir=probe)
+    except OSError:
+        return False
+    try:
+        os.close(fd)
+        return os.path.exists(os.path.join(probe, os.path.basename(name).lower()))
+    finally:
+        os.unlink(name)
+
+
 def plan_outputs(paths: list[Path], input_root: Path, out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs. Two inputs with one output (``good.png`` and ``good.jpg``) are refused, naming
-    both; so is an output that would land on an input through a symlinked folder."""
+    """(input, output) pairs. Two inputs with one output (``good.png`` and ``good.jpg``; also ``Good.png``
+    and ``good.jpg`` where the output folder's file system ignores case) are refused, naming both; so is an
+    output that would land on an input through a symlinked folder."""
     inputs = set().union(*(_locations(p) for p in paths))
     resolved_folders: dict[Path, Path] = {}
-    claimed: dict[Path, Path] = {}
+    claimed: dict[str, Path] = {}
+    same_name = str.casefold if ignores_case(out_dir) else str
     jobs = []
     for path in paths:
         target = output_path(path, input_root, out_dir)
-        first = claimed.setdefault(target, path)
+        first = claimed.setdefault(same_name(str(target)), path)
         if first is not path:
             raise UserError(f"{first} and {path} would both be written to {target} (outputs are named "
                             "after the input's stem, as .png); rename one of them or translate them separately")

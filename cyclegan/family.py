@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from common.data.images import as_rgb, to_channels
 from common.family import LoadedModel, ModelFamily, Translator
 from cyclegan.config import CycleGANConfig
 from cyclegan.import_official import convert_to_checkpoint
@@ -19,9 +20,13 @@ MIN_SIDE = {"resnet_9blocks": 8, "resnet_6blocks": 8, "unet_128": 128, "unet_256
 
 
 def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: torch.device) -> Translator:
-    generator = generator_from_checkpoint(ckpt, options.get("direction") or "AtoB", source).to(device)
-    netG = ckpt["config"]["network"]["netG"]
-    return Translator(lambda x, _size: generator(x), required_multiple(netG), MIN_SIDE[netG])
+    direction = options.get("direction") or "AtoB"
+    generator = generator_from_checkpoint(ckpt, direction, source).to(device)
+    network = ckpt["config"]["network"]
+    # Inputs are read as RGB; a one-channel model sees their luminance and its output is written as grey RGB.
+    in_channels = network["input_nc"] if direction == "AtoB" else network["output_nc"]
+    return Translator(lambda x, _size: as_rgb(generator(to_channels(x, in_channels))),
+                      required_multiple(network["netG"]), MIN_SIDE[network["netG"]])
 
 
 def _load(ckpt: dict, source: str) -> LoadedModel:

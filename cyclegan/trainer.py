@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from common.data.images import as_rgb, to_channels
 from common.data.unpaired import UnpairedDataset, UnpairedSampler, make_loader
 from common.distributed import allreduce_gradients
 from common.losses import cycle_loss, discriminator_loss, gan_loss, gradient_penalty, identity_loss
@@ -29,22 +30,6 @@ from common.training import (
 )
 from cyclegan.config import CycleGANConfig
 from cyclegan.model import build_networks
-
-# ITU-R 601-2 luma: the weights of PIL's convert("L"), which the official code applies for --input_nc 1.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB batches in [-1, 1] as the networks' ``channels``: unchanged for 3, their luminance for 1. The
-    weights sum to 1, so mixing the normalised values equals normalising the mixed 8-bit ones (PIL also
-    rounds to whole levels)."""
-    if channels == images.shape[1]:
-        return images
-    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-
-
-def _as_rgb(images: torch.Tensor) -> torch.Tensor:
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
 class CycleGANTrainer(TrainerBase):
@@ -208,7 +193,7 @@ class CycleGANTrainer(TrainerBase):
                                         D_A=f"{means['D_A']:.3f}", D_B=f"{means['D_B']:.3f}")
                     if step % cfg.log.image_every_steps == 0:
                         self.ctx.logger.image_grid(step, "train/A_fakeB_recA__B_fakeA_recB", [
-                            _as_rgb(v[:1]) for v in visuals.values()], nrow=3)
+                            as_rgb(v[:1]) for v in visuals.values()], nrow=3)
                     at_stop = self.should_stop(step, started)
                     if at_stop or (cfg.log.save_every_steps and step % cfg.log.save_every_steps == 0):
                         self.save()

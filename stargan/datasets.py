@@ -90,8 +90,12 @@ def partition_indices(path: str | os.PathLike, filenames: Sequence[str], mode: s
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: partition file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read partition file ({err.__class__.__name__}: {err})") from None
     part: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

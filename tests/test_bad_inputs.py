@@ -134,7 +134,7 @@ def config_not_mapping(tmp, inputs):
     return ["train", tmp / "list.yaml", "--out", tmp / "runs"], "list.yaml"
 
 
-@case("train binary.yaml (random bytes)", known="UnicodeDecodeError traceback (config file loading)")
+@case("train binary.yaml (random bytes)")
 def config_binary(tmp, inputs):
     (tmp / "binary.yaml").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)))
     return ["train", tmp / "binary.yaml", "--out", tmp / "runs"], "binary.yaml"
@@ -298,6 +298,13 @@ def celeba_partition_bad_line(tmp, inputs):
     shapes = copy_shapes(tmp, inputs)
     (shapes / "list_eval_partition.txt").write_text("000001.png 7\n")
     return stargan_train(shapes, tmp / "runs"), "list_eval_partition.txt:1"
+
+
+@case("train stargan: partition file of random bytes")
+def celeba_partition_binary(tmp, inputs):
+    shapes = copy_shapes(tmp, inputs)
+    (shapes / "list_eval_partition.txt").write_bytes(b"\xff\xfe\x00\x81" * 64)
+    return stargan_train(shapes, tmp / "runs"), "list_eval_partition.txt"
 
 
 @case("train stargan: corrupt images, run.num_workers=0")

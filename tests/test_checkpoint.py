@@ -171,8 +171,8 @@ def test_disk_full_while_saving_is_one_line_and_keeps_the_previous_checkpoint(tm
     monkeypatch.setattr(files.shutil, "disk_usage", lambda p: usage._replace(free=50 << 30))
     with pytest.raises(UserError) as err:
         manager.save(_ckpt(2), 2)
-    assert str(err.value) == (f"could not write {latest} "
-                              "([enforce fail at inline_container.cc:672] unexpected pos 64 vs 0)")
+    assert str(err.value) == (f"cannot write {latest}: "
+                              "[enforce fail at inline_container.cc:672] unexpected pos 64 vs 0")
     monkeypatch.setattr(torch, "save", real_save)
     assert load_checkpoint(latest)["counters"]["global_step"] == 1
     assert sorted(p.name for p in latest.parent.iterdir()) == ["ckpt-000000001.pt", "latest.pt"]
@@ -183,7 +183,7 @@ def test_unwritable_or_full_folder_is_one_line(tmp_path, monkeypatch):
 
     from common.files import write_text_atomic
 
-    with pytest.raises(UserError, match=r"could not write .*missing/x.txt \(No such file or directory\)"):
+    with pytest.raises(UserError, match=r"cannot write .*missing/x.txt: No such file or directory$"):
         write_text_atomic(tmp_path / "missing" / "x.txt", "x")
 
     def enospc(*args, **kwargs):

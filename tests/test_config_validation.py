@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import run_cli
+from PIL import Image
 
 from common.checkpoint import load_checkpoint
 
@@ -35,6 +37,8 @@ CASES = {
     "cyclegan_resnet_crop_30": (CYCLEGAN, ["data.crop_size=30"], ["data.crop_size", "(30)", "multiple of 4"]),
     "cyclegan_resnet_crop_4": (CYCLEGAN, ["data.crop_size=4", "network.netD=pixel"],
                                ["data.crop_size", "(4)", "from 8"]),
+    "cyclegan_resnet_no_norm_crop_4": (CYCLEGAN, ["data.crop_size=4", "network.netD=pixel", "network.norm=none"],
+                                       ["data.crop_size", "(4)", "norm none", "from 8"]),
     "cyclegan_basic_d_crop_16": (CYCLEGAN, ["data.crop_size=16"], ["data.crop_size", "(16)", "netD basic", "24"]),
     "cyclegan_n_layers_d_crop_32": (CYCLEGAN, ["network.netD=n_layers", "network.n_layers_D=4"],
                                     ["data.crop_size", "(32)", "n_layers_D 4", "48"]),
@@ -100,11 +104,20 @@ def _compare_config(tmp_path, data: dict) -> Path:
     ({"model": "compare", "data": {"kind": "shapes", "domains": ["Red", "Green"]}},
      ["budget.images_per_model"]),
     ({"model": "compare", "data": {"kind": "shapes", "domains": ["Red", "Green"], "size": 16},
-      "budget": {"images_per_model": 10}}, ["data.image_size", "(16)", "network.d_repeat_num (64)"]),
+      "budget": {"images_per_model": 10}, "cyclegan": {"network": {"netD": "pixel"}}},
+     ["data.image_size", "(16)", "network.d_repeat_num (64)"]),
+    ({"model": "compare", "data": {"kind": "shapes", "domains": ["Red", "Green"], "size": 16},
+      "budget": {"images_per_model": 10}, "stargan": {"network": {"d_repeat_num": 4}}},
+     ["data.size", "(16)", "cyclegan.network.netD basic", "at least"]),
+    ({"model": "compare", "data": {"kind": "shapes", "domains": ["Red", "Green"], "size": 12},
+      "budget": {"images_per_model": 10}, "stargan": {"network": {"d_repeat_num": 2}},
+      "cyclegan": {"network": {"netG": "unet_128"}}},
+     ["data.size", "(12)", "cyclegan.network.netG unet_128", "multiple of 128"]),
     ({"model": "compare", "data": {"kind": "shapes", "domains": ["Red", "Green"]},
       "budget": {"images_per_model": 10}, "stargan": {"optim": {"g_lr": float("nan")}}},
      ["stargan.optim.g_lr", "finite"]),
-], ids=["no_data", "no_budget", "stargan_default_depth", "stargan_nan_lr"])
+], ids=["no_data", "no_budget", "stargan_default_depth", "cyclegan_patchgan_too_big", "cyclegan_unet_size",
+        "stargan_nan_lr"])
 def test_incomplete_compare_config_is_one_line(tmp_path, data, expected):
     out = tmp_path / "out"
     result = run_cli(["compare", _compare_config(tmp_path, data), "--out", out, "--dry-run"], code=2)
@@ -126,3 +139,13 @@ def test_cyclegan_trains_grayscale_networks_on_rgb_data(tmp_path, unpaired_root,
     nets = load_checkpoint(out / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]
     assert nets["G_A"]["model.1.weight"].shape[1] == int(input_nc)
     assert nets["G_B"]["model.1.weight"].shape[1] == int(output_nc)
+    # translate reads RGB files: the one-channel side gets their luminance and writes grey RGB PNGs.
+    for direction, channels_out in (("AtoB", output_nc), ("BtoA", input_nc)):
+        dest = tmp_path / direction
+        run_cli(["translate", "--checkpoint", out / "00000-tiny", "--input", unpaired_root / "testA",
+                 "--output", dest, "--direction", direction, "--device", "cpu"])
+        pngs = sorted(dest.glob("*.png"))
+        assert len(pngs) == 2
+        arr = np.asarray(Image.open(pngs[0]))
+        assert arr.shape[2] == 3
+        assert (arr[..., 0] == arr[..., 1]).all() == (channels_out == "1"), direction

@@ -18,6 +18,7 @@ from conftest import run_cli as run
 from PIL import Image
 
 import common.data.images
+import common.inference
 from common.checkpoint import atomic_save, new_checkpoint
 from common.config import from_dict, to_dict
 from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE
@@ -186,6 +187,23 @@ def test_two_inputs_with_one_output_are_refused_before_writing(tmp_path, cyclega
     assert str(inputs / "good.jpg") in line and str(inputs / "good.png") in line
     assert str(tmp_path / "out" / "good.png") in line
     assert not (tmp_path / "out").exists()
+
+
+def test_names_differing_in_case_collide_where_the_file_system_ignores_case(tmp_path, cyclegan_ckpt,
+                                                                             monkeypatch):
+    inputs = tmp_path / "in"
+    make_image_folder(inputs, 1)
+    Image.open(inputs / "img_000.png").save(inputs / "Good.png")
+    Image.open(inputs / "img_000.png").save(inputs / "good.jpg")
+    # This machine's file system is case-sensitive: both outputs can exist side by side.
+    assert not common.inference.ignores_case(tmp_path / "out")
+    translate(cyclegan_ckpt, inputs, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Good.png", "good.png", "img_000.png"]
+    # On macOS/Windows defaults they would be one file: refused before anything is written.
+    monkeypatch.setattr(common.inference, "ignores_case", lambda folder: True)
+    line = refused(cyclegan_ckpt, inputs, tmp_path / "out2")
+    assert str(inputs / "Good.png") in line and str(inputs / "good.jpg") in line
+    assert not (tmp_path / "out2").exists()
 
 
 def test_help_documents_the_output_rules():

@@ -107,6 +107,24 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return t.sub_(0.5).div_(0.5)
 
 
+# ITU-R 601-2 luma: the weights of PIL's convert("L"), which the official CycleGAN code applies for --input_nc 1.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """RGB batches in [-1, 1] as a network's ``channels``: unchanged for 3, their luminance for 1. The
+    weights sum to 1, so mixing the normalised values equals normalising the mixed 8-bit ones (PIL also
+    rounds to whole levels)."""
+    if channels == images.shape[1]:
+        return images
+    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+
+
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """One-channel batches repeated to three (for PNGs and grids); RGB ones unchanged."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
 def tensor_to_image(t: torch.Tensor) -> Image.Image:
     """(3, H, W) tensor in [-1, 1] -> RGB PIL image, rounding to the nearest level (the official ``tensor2im``
     truncates, which darkens by up to one level and does not invert :func:`to_tensor`); values outside

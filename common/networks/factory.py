@@ -69,11 +69,12 @@ def define_discriminator(
 
 def generator_input_sides(arch: str, norm: str) -> tuple[int, int]:
     """``(multiple, minimum)``: the input sides generator ``arch`` trains on. A ResNet comes back at the
-    input's size for multiples of 4; with a norm layer its 4x smaller bottleneck must keep more than one
-    pixel (instance/batch statistics of a single value fail in training). A U-Net reaches 1x1 at the bottom
+    input's size for multiples of 4; its 4x smaller bottleneck must keep more than one pixel (the residual
+    blocks' 1-pixel reflection padding needs 2, and so do instance/batch statistics in training, whatever the
+    norm). A U-Net reaches 1x1 at the bottom
     for exactly ``2 ** num_downs`` and needs multiples of it."""
     if arch in _RESNET_BLOCKS:
-        return 4, (4 if norm == "none" else 8)
+        return 4, 8
     if arch in _UNET_DOWNS:
         side = 2 ** _UNET_DOWNS[arch]
         return side, side

@@ -83,7 +83,12 @@ def cyclegan_config(cfg: CompareConfig, source: str, pair: tuple[str, str], out:
         "optim": {"n_epochs": epochs[0], "n_epochs_decay": epochs[1]},
         "run": {"stop_after_steps": stop, "max_seconds": max_seconds},
     }
-    return from_dict(CYCLEGAN.config_class, _deep_merge(cfg.cyclegan, derived), source=source, prefix="cyclegan.")
+    conf = from_dict(CYCLEGAN.config_class, _deep_merge(cfg.cyclegan, derived), source=source, prefix="cyclegan.")
+    # Checked here, before any data is prepared: the pairs' images come at the comparison's size, not the
+    # CycleGAN section's crop, so its own config validation cannot see it.
+    size_key = "data.size" if cfg.data.kind == "shapes" else "data.image_size"
+    conf.network.check_side(source, size_key, size, section="cyclegan.network")
+    return conf
 
 
 def stargan_config(cfg: CompareConfig, source: str, out: Path, iters: int = 1, max_seconds: float | None = None):
