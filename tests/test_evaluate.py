@@ -266,8 +266,33 @@ def test_evaluate_with_a_perfect_translator_matches_every_counterfactual(shapes,
     cf = m["counterfactual"]["overall"]
     assert m["counts"]["test_images"] == len(items) and cf["n"] == sum(len(e["targets"]) for e in items.values())
     assert cf["l1"] == 0.0 and cf["psnr"] == 100.0 and cf["baseline_l1"] > 0.01
+    assert cf["l1_ratio"] == 0.0 and cf["l1_changed"] == 0.0 and cf["l1_kept"] == 0.0
     for attr, row in m["counterfactual"]["per_attribute"].items():
         assert row["l1"] == 0.0 or row["n"] == 0, attr
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, x, c):
+        return x.clone()
+
+
+def test_evaluate_splits_the_error_into_the_region_to_change_and_the_region_to_keep(shapes, checkpoint, tmp_path,
+                                                                                    monkeypatch, no_fid_weights):
+    """Doing nothing: all of its error lies in the region the edit should change (where the truth differs from
+    the input), none in the rest, and its ratio to the do-nothing baseline is exactly 1."""
+    _replace_g(monkeypatch, _Identity())
+    m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    two_levels = 2 * 2 / 255
+    for attr, row in m["counterfactual"]["per_attribute"].items():
+        if not row["n"]:
+            continue
+        assert row["l1_ratio"] == 1.0, attr
+        assert row["l1_kept"] <= two_levels, (attr, row)  # the truth equals the input there, up to rounding
+        # The changed region is part of the image, so its mean error is larger than the whole image's.
+        assert row["l1_changed"] > row["l1"] > 0, (attr, row)
+        assert row.get("l1_changed_n", row["n"]) == row["n"], (attr, row)  # every real edit changes pixels
+    table = format_table({**m, "attributes": m["attributes"]})
+    assert "x1.00" in table and "kept" in table
 
 
 def test_evaluate_user_errors(tmp_path, shapes, checkpoint, no_fid_weights):

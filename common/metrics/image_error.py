@@ -33,6 +33,27 @@ def l1_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().flatten(1).mean(dim=1)
 
 
+CHANGED_LEVELS = 2
+"""A pixel belongs to the region an edit should change when the ground truth differs from the input there by
+more than this many 8-bit levels in some channel (PNG rounding alone moves a value by at most one)."""
+
+
+def region_l1(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean absolute error of ``a`` against ``b`` inside ``region`` ((N, 1, H, W) booleans), per image:
+    ``(errors, has_region)``, both ``(N,)``; an image whose region is empty gets error 0 and ``False``."""
+    a, b = _pair(a, b)
+    region = region.to(a.device, torch.float64)
+    pixels = region.flatten(1).sum(dim=1)
+    errors = ((a - b).abs().mean(dim=1, keepdim=True) * region).flatten(1).sum(dim=1) / pixels.clamp(min=1)
+    return errors, pixels > 0
+
+
+def changed_region(source: torch.Tensor, truth: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Where ``truth`` differs from ``source`` by more than :data:`CHANGED_LEVELS` levels: (N, 1, H, W) booleans."""
+    source, truth = _pair(source, truth)
+    return (truth - source).abs().amax(dim=1, keepdim=True) > CHANGED_LEVELS * data_range / 255
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """Peak signal-to-noise ratio per image in dB, ``(N,)`` float64, capped at :data:`PSNR_CAP_DB`."""
     if data_range <= 0:

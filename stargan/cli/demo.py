@@ -110,6 +110,9 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
         "colour_change_accuracy": acc, "colour_change_n": acc_n,
         "target_accuracy": (metrics.get("target_accuracy") or {}).get("overall"),
         "counterfactual_l1": cf.get("l1"), "baseline_l1": cf.get("baseline_l1"), "counterfactual_n": cf.get("n"),
+        "counterfactual_l1_ratio_per_attribute": {
+            attr: row.get("l1_ratio") for attr, row in
+            ((metrics.get("counterfactual") or {}).get("per_attribute") or {}).items()},
         "classifier_test_accuracy": (clf_meta.get("test_accuracy") or {}).get("overall", {}).get("accuracy"),
         "grid": str(grid), "metrics": metrics["outputs"]["metrics"], "run_dir": str(run_dir),
         "dataset_images": made["n"],
@@ -124,6 +127,10 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     if cf:
         log.info(f"  counterfactual L1: {cf['l1']:.3f} vs do-nothing baseline {cf['baseline_l1']:.3f} "
                  f"(n={cf['n']}, lower is better, images in [-1, 1])")
+        # Per attribute, so that one easy attribute cannot hide the others.
+        ratios = ", ".join(f"{attr} x{ratio:.2f}" for attr, ratio in
+                           summary["counterfactual_l1_ratio_per_attribute"].items() if ratio is not None)
+        log.info(f"  L1 / do-nothing per attribute (< 1 helps): {ratios}")
     log.info(f"  picture:     {grid}  (rows: test inputs; columns: input, then one target attribute each)")
     log.info(f"  metrics:     {metrics['outputs']['metrics']}")
     log.info(f"  model:       {ckpt}")

@@ -17,11 +17,11 @@ from common.labels.groups import AccuracyCounter, attribute_hits, group_agreemen
 from common.labels.schema import Group, LabelSchema
 from common.labels.targets import single_changes
 from common.metrics import fid_from_features, kid_from_features
-from common.metrics.image_error import RunningMean, l1_error, psnr
+from common.metrics.image_error import RunningMean, changed_region, l1_error, psnr, region_l1
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
-COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr")
+COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept")
 
 
 def _finite(value: float) -> float | None:
@@ -52,6 +52,12 @@ class ErrorMeans:
     def _row(means: Mapping[str, RunningMean]) -> dict[str, Any]:
         row: dict[str, Any] = {m: _finite(r.result()[0]) for m, r in means.items()}
         row["n"] = next(iter(means.values())).result()[1]
+        for m, r in means.items():
+            if (n := r.result()[1]) != row["n"]:
+                row[f"{m}_n"] = n  # a metric over a subset of the images says how many
+        if row.get("l1") is not None and row.get("baseline_l1"):
+            # The translation's error as a fraction of doing nothing: < 1 helps, > 1 harms.
+            row["l1_ratio"] = row["l1"] / row["baseline_l1"]
         return row
 
     def result(self) -> dict[str, Any]:
@@ -99,9 +105,16 @@ class ClassifierTally:
 
 
 def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor) -> dict[str, Tensor]:
-    """Translation ``y`` and the do-nothing baseline ``x`` against the ground truth, per image."""
+    """Translation ``y`` and the do-nothing baseline ``x`` against the ground truth, per image; and ``y``'s
+    error split into the region the edit should change (where the truth differs from the input) and the
+    region it should keep (the rest; there the do-nothing error is 0, so any error is damage). An image
+    without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``)."""
+    changed = changed_region(x, truth)
+    l1_changed, has_changed = region_l1(y, truth, changed)
+    l1_kept, has_kept = region_l1(y, truth, ~changed)
     return {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
-            "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu()}
+            "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
+            "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
 
 
 def fid_block(real: Tensor, fake: Tensor, with_kid: bool) -> dict[str, Any]:

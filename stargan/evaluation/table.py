@@ -25,7 +25,7 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     if sections["target_accuracy"]:
         header += ["target acc", "preserve acc", "real acc"]
     if sections["counterfactual"]:
-        header += ["cf L1 (baseline)", "cf PSNR (baseline)"]
+        header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept", "cf PSNR (do-nothing)"]
     header += ["cycle L1"]
     if sections["fid"]:
         header += ["FID"]
@@ -37,10 +37,12 @@ def format_table(metrics: Mapping[str, Any]) -> str:
         if sections["counterfactual"]:
             cf = pick(sections["counterfactual"]) or {}
             if cf.get("n"):
-                cells += [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}) n={cf['n']}",
+                ratio = f" x{cf['l1_ratio']:.2f}" if cf.get("l1_ratio") is not None else ""
+                cells += [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
+                          f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}",
                           f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
             else:
-                cells += ["-", "-"]
+                cells += ["-", "-", "-"]
         cyc = pick(sections["cycle_reconstruction"]) or {}
         cells.append(f"{fmt_number(cyc.get('l1'))} (n={cyc.get('n', 0)})")
         if sections["fid"]:
