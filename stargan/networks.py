@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from common.layers.conv import Conv2d
+from common.layers.masked_output import AttentionMask
 from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
 # G halves the resolution twice and doubles it back: input sides must be multiples of this.
@@ -57,12 +58,15 @@ class Generator(nn.Module):
     :func:`stargan.import_official.convert_official_generator` drops them from official files.
     """
 
-    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6) -> None:
+    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
             conv_dim: channels of the first conv; the bottleneck has ``4 * conv_dim``.
             repeat_num: number of residual blocks in the bottleneck.
+            attention_mask: paint a fourth channel, the mask of
+                :class:`~common.layers.masked_output.AttentionMask` (GANimation): output = mask x colour +
+                (1 - mask) x input. Off is the official network.
         """
         super().__init__()
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0:
@@ -93,8 +97,10 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        layers += [nn.Conv2d(dim, 3, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
+        painted = 4 if attention_mask else 3
+        layers += [nn.Conv2d(dim, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
+        self.attention = AttentionMask() if attention_mask else None
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -102,7 +108,8 @@ class Generator(nn.Module):
             raise ValueError(f"labels must have shape ({x.shape[0]}, {self.c_dim}); got {tuple(c.shape)}")
         # Each label becomes a constant feature map so every spatial position sees the target domain.
         c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
-        return self.main(torch.cat([x, c], dim=1))
+        out = self.main(torch.cat([x, c], dim=1))
+        return out if self.attention is None else self.attention(out, x)
 
 
 def valid_image_sizes(repeat_num: int, up_to: int = 512) -> list[int]:

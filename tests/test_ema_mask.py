@@ -2,11 +2,12 @@
 output (issue 11)."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from common.ema import ModelEMA, ema_decay
-from common.layers.masked_output import MaskedOutput, compose, mask_penalties
+from common.layers.masked_output import compose, mask_penalties
 from common.networks.factory import define_generator
 
 
@@ -65,17 +66,37 @@ def test_mask_zero_returns_the_input_exactly_and_one_the_colour():
     torch.testing.assert_close(half, (colour + image) / 2)
 
 
-def test_masked_generator_keeps_the_input_where_its_mask_is_zero():
-    generator = define_generator("resnet_6blocks", 3, 4, ngf=8)
-    masked = MaskedOutput(generator)
-    with torch.no_grad():
-        last = generator.model[-2]  # the final conv before tanh: force the mask channel to -inf -> mask 0
-        last.weight[3].zero_()
+@pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
+def test_masked_generator_keeps_the_input_where_its_mask_is_zero(arch):
+    generator = define_generator(arch, 3, 3, ngf=8, attention_mask=True)
+    plain = define_generator(arch, 3, 3, ngf=8)
+    assert set(generator.state_dict()) == set(plain.state_dict())  # same keys, one more output channel
+    last = [m for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+    assert last.weight.shape[0 if isinstance(last, nn.Conv2d) else 1] == 4
+    with torch.no_grad():  # the mask channel's pre-activation at -1e4: tanh -1, mask 0
+        if isinstance(last, nn.Conv2d):
+            last.weight[3].zero_()
+        else:
+            last.weight[:, 3].zero_()
         last.bias[3].fill_(-1e4)
-    image = torch.rand(1, 3, 16, 16) * 2 - 1
-    out = masked(image)
-    assert torch.equal(masked.last_mask, torch.zeros(1, 1, 16, 16))
+    image = torch.rand(1, 3, 128, 128) * 2 - 1
+    out = generator.eval()(image)
+    assert torch.equal(generator.attention.last_mask, torch.zeros(1, 1, 128, 128))
     assert torch.equal(out, image)
+
+
+def test_stargan_generator_with_attention_mask():
+    from stargan.networks import Generator
+
+    torch.manual_seed(0)
+    generator = Generator(c_dim=2, conv_dim=8, repeat_num=1, attention_mask=True)
+    assert set(generator.state_dict()) == set(Generator(2, 8, 1).state_dict())
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    out = generator(image, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    mask = generator.attention.last_mask
+    assert mask.shape == (2, 1, 16, 16) and 0 < mask.min() and mask.max() < 1
+    colour = (out - (1 - mask) * image) / mask  # recover the painted colour: it lies in [-1, 1]
+    assert colour.abs().max() <= 1 + 1e-4
 
 
 def test_mask_penalties():

@@ -4,9 +4,9 @@ mask, and the result keeps the input wherever the mask is 0::
     output = mask * colour + (1 - mask) * input
 
 An edit that should change one object then has an easy way to leave everything else exactly as it was, and
-the mask's penalties (small, smooth) push it to. Any generator whose last layer is ``tanh`` works unchanged:
-build it with one more output channel and wrap it; the extra channel's ``tanh`` value ``t`` becomes the mask
-``(t + 1) / 2``, i.e. ``sigmoid(2 z)`` of the pre-activation ``z``.
+the mask's penalties (small, smooth) push it to. Any generator whose last layer is ``tanh`` takes it: build
+it with one more output channel and pass its output through :class:`AttentionMask`; the extra channel's
+``tanh`` value ``t`` becomes the mask ``(t + 1) / 2``, i.e. ``sigmoid(2 z)`` of the pre-activation ``z``.
 """
 from __future__ import annotations
 
@@ -20,21 +20,21 @@ def compose(colour: Tensor, mask: Tensor, image: Tensor) -> Tensor:
     return torch.lerp(image, colour, mask)
 
 
-class MaskedOutput(nn.Module):
-    """Wraps a generator built with ``out_channels + 1`` outputs in [-1, 1]. ``forward(image, *args)`` calls
-    ``generator(image, *args)`` and returns the composed image; :attr:`last_mask` holds the mask of the last
-    call for the penalties (see :func:`common.layers.masked_output.mask_penalties`).
+class AttentionMask(nn.Module):
+    """The output head of a generator built with one more output channel than the image has: splits its
+    ``tanh`` output into colour and mask and composes them with the input. Parameter-free, so a generator that
+    holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
+    (:func:`mask_penalties`)."""
 
-    The input image must have ``out_channels`` channels (the mask blends output with input)."""
-
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.generator = generator
         self.last_mask: Tensor | None = None
 
-    def forward(self, image: Tensor, *args) -> Tensor:
-        raw = self.generator(image, *args)
+    def forward(self, raw: Tensor, image: Tensor) -> Tensor:
         colour, mask = raw[:, :-1], (raw[:, -1:] + 1) / 2
+        if colour.shape[1] != image.shape[1]:
+            raise ValueError(f"attention mask: the generator paints {colour.shape[1]} channels but its input has "
+                             f"{image.shape[1]}; the mask blends the two, so they must match")
         self.last_mask = mask
         return compose(colour, mask, image)
 

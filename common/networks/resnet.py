@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from common.layers.masked_output import AttentionMask
 from common.layers.norm import get_norm_layer, uses_bias
 from common.layers.resnet_block import ResnetBlock
 
@@ -25,7 +26,11 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         n_blocks: int = 9,
         padding_type: str = "reflect",
+        attention_mask: bool = False,
     ):
+        """``attention_mask``: paint one more channel, the mask of
+        :class:`~common.layers.masked_output.AttentionMask` (output = mask x colour + (1 - mask) x input);
+        needs ``in_channels == out_channels``. Off is the official network."""
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -52,8 +57,11 @@ class ResnetGenerator(nn.Module):
                 norm_layer(ngf * mult // 2),
                 nn.ReLU(True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
+        painted = out_channels + 1 if attention_mask else out_channels
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, painted, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.attention = AttentionMask() if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        out = self.model(x)
+        return out if self.attention is None else self.attention(out, x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from common.layers.masked_output import AttentionMask
 from common.layers.norm import get_norm_layer, uses_bias
 
 
@@ -85,7 +86,9 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = False,
+        attention_mask: bool = False,
     ):
+        """``attention_mask``: as :class:`~common.networks.resnet.ResnetGenerator`'s."""
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
@@ -94,9 +97,12 @@ class UnetGenerator(nn.Module):
             block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
         for mult in (4, 2, 1):
             block = UnetSkipConnectionBlock(ngf * mult, ngf * mult * 2, submodule=block, norm=norm)
+        painted = out_channels + 1 if attention_mask else out_channels
         self.model = UnetSkipConnectionBlock(
-            out_channels, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm
+            painted, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm
         )
+        self.attention = AttentionMask() if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        out = self.model(x)
+        return out if self.attention is None else self.attention(out, x)
