@@ -14,7 +14,9 @@ keeps from the official step, because that is what costs time:
   penalty with create_graph=True);
 - every n_critic-th iteration the G step runs G(x_real, c_trg) again, D on it, and G on the result, and its
   backward also fills D's parameter gradients (they are zeroed, never used);
-- both optimizers are zeroed before every backward (``reset_grad``), Adam(lr 1e-4, betas 0.5/0.999).
+- both optimizers are zeroed before every backward (``reset_grad``), Adam(lr 1e-4, betas 0.5/0.999);
+- labels are shuffled on the CPU and copied to the device, and every loss is read with ``.item()`` for the
+  log dict each iteration (free on a CPU; on a GPU each read waits for the queued work).
 
 One *amortised iteration* = n_critic iterations (n_critic - 1 D-only + 1 D+G), the unit bench_train.py uses.
 Random tensors stand in for images and labels, as in bench_train.py, so disk speed does not count.
@@ -55,9 +57,10 @@ def official_cls_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 class OfficialStep:
-    def __init__(self, c_dim: int, image_size: int, n_critic: int):
-        self.G = Generator(c_dim, 64, 6)
-        self.D = Discriminator(image_size, 64, c_dim, 6)
+    def __init__(self, c_dim: int, image_size: int, n_critic: int, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.G = Generator(c_dim, 64, 6).to(self.device)
+        self.D = Discriminator(image_size, 64, c_dim, 6).to(self.device)
         for module in self.D.modules():  # the official D is built from plain nn.Conv2d (no CPU GEMM path)
             if isinstance(module, Conv2d):
                 module.__class__ = torch.nn.Conv2d
@@ -70,9 +73,13 @@ class OfficialStep:
         self.d_opt.zero_grad()
 
     def iteration(self, i: int, x_real: torch.Tensor, label_org: torch.Tensor, gp_leaf: bool = True) -> None:
-        G, D = self.G, self.D
+        """``label_org`` on the CPU, as the official loader gives it; the official step shuffles it there and
+        copies the labels (and the penalty's alphas) to the device, and reads every loss with ``.item()`` for
+        its log dict each iteration (each read waits for the GPU)."""
+        G, D, device = self.G, self.D, self.device
         label_trg = label_org[torch.randperm(label_org.size(0))]
-        c_org, c_trg = label_org.clone(), label_trg.clone()
+        c_org, c_trg = label_org.clone().to(device), label_trg.clone().to(device)
+        label_org, label_trg = label_org.to(device), label_trg.to(device)
 
         out_src, out_cls = D(x_real)
         d_loss_real = -out_src.mean()
@@ -80,15 +87,18 @@ class OfficialStep:
         x_fake = G(x_real, c_trg)
         out_src, _ = D(x_fake.detach())
         d_loss_fake = out_src.mean()
-        alpha = torch.rand(x_real.size(0), 1, 1, 1)
+        alpha = torch.rand(x_real.size(0), 1, 1, 1).to(device)
         x_hat = (alpha * x_real.data + (1 - alpha) * x_fake.data).requires_grad_(True)
         if not gp_leaf:  # FlopCounterMode cannot take a leaf as autograd.grad's input; same arithmetic
             x_hat = x_hat * 1.0
         out_src, _ = D(x_hat)
-        d_loss = d_loss_real + d_loss_fake + d_loss_cls + 10 * official_penalty(out_src, x_hat)
+        d_loss_gp = official_penalty(out_src, x_hat)
+        d_loss = d_loss_real + d_loss_fake + d_loss_cls + 10 * d_loss_gp
         self.reset_grad()
         d_loss.backward()
         self.d_opt.step()
+        logs = {"D/loss_real": d_loss_real.item(), "D/loss_fake": d_loss_fake.item(),
+                "D/loss_cls": d_loss_cls.item(), "D/loss_gp": d_loss_gp.item()}
 
         if (i + 1) % self.n_critic == 0:
             x_fake = G(x_real, c_trg)
@@ -101,10 +111,12 @@ class OfficialStep:
             self.reset_grad()
             g_loss.backward()
             self.g_opt.step()
+            logs.update({"G/loss_fake": g_loss_fake.item(), "G/loss_rec": g_loss_rec.item(),
+                         "G/loss_cls": g_loss_cls.item()})
 
     def amortised(self, batch: int, size: int, c_dim: int, gp_leaf: bool = True) -> None:
         for i in range(self.n_critic):
-            x = torch.rand(batch, 3, size, size) * 2 - 1
+            x = torch.rand(batch, 3, size, size, device=self.device) * 2 - 1
             label = (torch.rand(batch, c_dim) > 0.5).float()
             self.iteration(i, x, label, gp_leaf)
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.config import load_config  # noqa: E402
 from common.data.celeba_attrs import attr_file_text  # noqa: E402
 from common.family import ModelFamily  # noqa: E402
+from common.step_meter import StepMeter  # noqa: E402
 from stargan.families import CYCLEGAN, STARGAN, config_classes, family_of_config  # noqa: E402
 
 
@@ -45,13 +46,13 @@ def _write_images(folder: Path, n: int, size: int) -> list[str]:
     return names
 
 
-def _peak_mb(device: torch.device) -> float:
+def peak_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -72,11 +73,14 @@ def _setup_cyclegan(family: ModelFamily, cfg, tmp: Path, size: int, batch_size: 
     cfg.data.root = str(tmp / "data")
     trainer = family.trainer_class(cfg, out_root=tmp / "runs")
     bs = cfg.data.batch_size
+    meter, steps = StepMeter(), [0]
 
     def one_iteration():
         a = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
         b = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
-        trainer.train_step(a, b)
+        logs, _ = trainer.train_step(a, b)
+        steps[0] += 1
+        trainer.record_step(meter, steps[0], logs, bs)  # what fit() does with a step's losses
 
     return Bench(trainer, one_iteration, "iteration (G step + D step)", bs)
 
@@ -98,13 +102,17 @@ def _setup_stargan(family: ModelFamily, cfg, tmp: Path, size: int, batch_size: i
     trainer = family.trainer_class(cfg, out_root=tmp / "runs")
     n_critic = cfg.optim.n_critic
     label_dims = [s.dim for s in trainer.labels.schemas]
+    meter, steps = StepMeter(), [0]
 
     def one_iteration():
         for i in range(n_critic):
             k = i % len(label_dims)
             x = torch.rand(bs, 3, size, size, device=trainer.device) * 2 - 1
-            y = (torch.rand(bs, label_dims[k], device=trainer.device) > 0.5).float()
-            trainer.train_step(x, y, k, g_step=i == n_critic - 1)
+            # Labels on the CPU, as the loader gives them: the trainer draws the targets there.
+            y = (torch.rand(bs, label_dims[k]) > 0.5).float()
+            logs = trainer.train_step(x, y, k, g_step=i == n_critic - 1)
+            steps[0] += 1
+            trainer.record_step(meter, steps[0], logs, bs)
 
     return Bench(trainer, one_iteration, f"amortised iteration ({n_critic - 1} D-only steps + 1 D+G step)",
                  bs * n_critic)
@@ -151,20 +159,20 @@ def main() -> None:
     device = trainer.device
     for _ in range(args.warmup):
         one_iteration()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(args.iters):
         start = time.perf_counter()
         one_iteration()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     if args.profile:
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
             one_iteration()
-            _sync(device)
+            sync(device)
         sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
         print(prof.key_averages().table(sort_by=sort, row_limit=args.profile))
     trainer.ctx.logger.close()
@@ -175,7 +183,7 @@ def main() -> None:
           f"cpu={platform.processor() or platform.machine()}")
     print(f"seconds per {unit}: median {per:.3f} (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})")
     print(f"images/s: {images / per:.2f}")
-    print(f"peak memory: {_peak_mb(device):.0f} MiB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})")
+    print(f"peak memory: {peak_mb(device):.0f} MiB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})")
 
 
 if __name__ == "__main__":

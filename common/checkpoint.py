@@ -29,6 +29,8 @@ from typing import Any
 import torch
 
 from common.errors import UserError
+from common.export.folder import is_export, read_export
+from common.export.schema import EXPORT_JSON
 from common.files import atomic_writer, fsync_dir, link_or_copy, replace_with_link, write_failure
 from common.runs import CHECKPOINTS_DIR, LATEST
 from common.version import __version__
@@ -121,12 +123,19 @@ def _check_sections(ckpt: Mapping[str, Any], sections: tuple[str, ...], path: Pa
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read one of our checkpoints with ``weights_only=True``; any problem is a one-line UserError."""
+    """Read one of our checkpoints with ``weights_only=True``; any problem is a one-line UserError. A folder
+    written by ``stargan export`` (safetensors) is read as an inference checkpoint, without pickle."""
     path = Path(path)
+    if is_export(path):
+        exported = read_export(path, map_location)
+        ckpt = new_checkpoint(exported.model, exported.config, exported.nets, kind="inference", extra=exported.extra)
+        ckpt["library_version"] = exported.library_version
+        return ckpt
     if path.is_dir():
         latest = path / CHECKPOINTS_DIR / LATEST
         if not latest.is_file():
-            raise UserError(f"{path}: is a folder without {CHECKPOINTS_DIR}/{LATEST}; pass a checkpoint file")
+            raise UserError(f"{path}: is a folder without {CHECKPOINTS_DIR}/{LATEST} (a run folder) or {EXPORT_JSON} "
+                            "(an export); pass a checkpoint file")
         path = latest
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file not found")
@@ -168,19 +177,37 @@ def check_nets_fit(nets: Mapping[str, torch.nn.Module], ckpt: Mapping[str, Any],
     for name, net in nets.items():
         if name not in saved:
             raise UserError(f"{path}: the checkpoint has no network {name!r} (it has {', '.join(map(str, saved))})")
-        own, theirs = net.state_dict(), saved[name]
-        problems = [f"{key}: checkpoint {list(theirs[key].shape)}, config {list(value.shape)}"
-                    for key, value in own.items()
-                    if key in theirs and torch.is_tensor(theirs[key]) and theirs[key].shape != value.shape]
-        problems += [f"{key} missing from the checkpoint" for key in own if key not in theirs]
-        problems += [f"{key} unknown to the config's network" for key in theirs if key not in own]
+        problems = _misfits(net.state_dict(), saved[name])
         if problems:
-            more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
             raise UserError(
                 f"{path}: network {name} of the checkpoint does not fit the one the config builds "
-                f"({'; '.join(problems[:2])}{more}){_network_changes(ckpt.get('config'), config)}; resume with "
+                f"({problems}){_network_changes(ckpt.get('config'), config)}; resume with "
                 "the config the run was trained with (its config.yaml)"
             )
+
+
+def _misfits(own: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:
+    """The first two differences between a network's state dict and saved weights, in one phrase ('' if none)."""
+    problems = [f"{key}: checkpoint {list(theirs[key].shape)}, config {list(value.shape)}"
+                for key, value in own.items()
+                if key in theirs and torch.is_tensor(theirs[key]) and theirs[key].shape != value.shape]
+    problems += [f"{key} missing from the checkpoint" for key in own if key not in theirs]
+    problems += [f"{key} unknown to the config's network" for key in theirs if key not in own]
+    more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
+    return "; ".join(problems[:2]) + more
+
+
+def load_weights(net: torch.nn.Module, state: Mapping[str, Any], source: str, name: str) -> torch.nn.Module:
+    """``net.load_state_dict(state)``, or a one-line UserError naming the first keys that do not fit (torch's
+    own message spans many lines and starts with no detail)."""
+    problems = _misfits(net.state_dict(), state)
+    if problems:
+        raise UserError(f"{source}: {name} weights do not match its config ({problems})")
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:  # e.g. a value that is not a tensor
+        raise UserError(f"{source}: {name} weights cannot be loaded ({str(err).strip().splitlines()[-1]})") from None
+    return net
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,19 @@ class LoadedModel:
     """Networks recovered from a checkpoint for inference/evaluation (eval mode, on the CPU).
 
     ``labels`` is the label space of a label-conditioned family (None otherwise); ``image_size`` is the side the
-    model was trained at; ``multiple`` the input side multiple its generator takes."""
+    model was trained at; ``multiple`` the input side multiple its generator takes and ``min_side`` the smallest
+    side (as :class:`Translator`). ``image_channels`` names the generators that take other than 3 image channels
+    (a one-channel CycleGAN direction). ``classifiers`` are the networks in ``nets`` that are not generators but
+    read labels off images (StarGAN's D for ``translate --target``); ``export`` leaves them out unless asked."""
 
     nets: dict[str, nn.Module]
     config: Any
     image_size: int
     multiple: int
     labels: Any = None
+    min_side: int = 1
+    image_channels: dict[str, int] = field(default_factory=dict)
+    classifiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)  # identity equality and hash: a family can key a dict
@@ -68,6 +74,8 @@ class ModelFamily:
     import_options: the ``import-official`` options this family understands.
     official_hint: what an official file of this family looks like, for the error on an unknown file.
     label_conditioned: its generator takes target labels (``evaluate`` and attribute editing need that).
+    paired: it trains on aligned (input, target) pairs, so its outputs can be scored against a true target
+        (``evaluate``: L1/PSNR/SSIM); unpaired comparisons such as ``compare`` are not for it.
     """
 
     name: str
@@ -84,6 +92,7 @@ class ModelFamily:
     import_options: tuple[str, ...] = ()
     official_hint: str = ""
     label_conditioned: bool = False
+    paired: bool = False
 
 
 def option_flag(name: str) -> str:

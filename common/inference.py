@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from common.data.images import find_images, is_image_file, load_rgb, save_png, to_tensor
+from common.data.images import find_images, is_image_file, load_rgb, save_png, tensor_to_image, to_tensor
 from common.errors import UserError
 from common.family import Translator
 
@@ -207,6 +207,23 @@ def pad_to_fit(x: torch.Tensor, multiple: int, min_side: int = 1) -> tuple[torch
     return x, (h, w)
 
 
+def run_translator(translator: Translator, x: torch.Tensor) -> torch.Tensor:
+    """``translator`` on a batch ``x`` (N,3,H,W) of any size: padded to what its network takes and each output
+    cropped back to (H, W); a list of outputs (the StarGAN test grid) is laid side by side."""
+    padded, (h, w) = pad_to_fit(x, translator.multiple, translator.min_side)
+    result = translator.fn(padded, (h, w))
+    parts = result if isinstance(result, list) else [result]
+    return torch.cat([p[..., :h, :w] for p in parts], dim=-1)
+
+
+@torch.no_grad()
+def translate_image(path: str | Path, translator: Translator, device: torch.device) -> Image.Image:
+    """One image file translated as :func:`translate_jobs` translates it alone (a batch of one): the RGB image
+    its output PNG holds. An unreadable file raises :class:`UserError` naming it."""
+    x = to_tensor(load_rgb(path)).unsqueeze(0).to(device)
+    return tensor_to_image(run_translator(translator, x)[0])
+
+
 Batch = list[tuple[Path, torch.Tensor]]
 
 
@@ -254,11 +271,7 @@ def translate_jobs(plan: TranslationPlan, translator: Translator, batch_size: in
     jobs = plan.jobs
     with tqdm(total=len(jobs), disable=not progress or len(jobs) < 2, unit="img", desc="translate") as bar:
         for batch in batches_by_size(jobs, batch_size, late_bad):
-            x = torch.stack([t for _, t in batch]).to(device)
-            padded, (h, w) = pad_to_fit(x, translator.multiple, translator.min_side)
-            result = translator.fn(padded, (h, w))
-            parts = result if isinstance(result, list) else [result]
-            y = torch.cat([p[..., :h, :w] for p in parts], dim=-1)
+            y = run_translator(translator, torch.stack([t for _, t in batch]).to(device))
             for (target, _), out in zip(batch, y):
                 _write(out, target)
                 written.append(target)

@@ -1,8 +1,11 @@
 """Loss functions shared by the CycleGAN and StarGAN trainers.
 
 Every function is pure: it returns ``(loss, logs)`` where ``loss`` is a scalar tensor that keeps its graph and
-``logs`` maps a name (e.g. ``"D_A/real"``) to a Python float, ready for the logger. Weights (``lambda_*``) are
-applied inside, so the logged value is exactly what enters the total loss.
+``logs`` maps a name (e.g. ``"D_A/real"``) to a detached scalar tensor on the loss's device. The values are
+not read here: turning them into Python floats would make the host wait for the device at every step, so
+the trainers' step meter (:mod:`common.step_meter`) accumulates them on the device and reads them when it
+logs (``float(value)`` reads one). Weights (``lambda_*``) are applied inside, so the logged value is exactly
+what enters the total loss.
 
 Targets are built with ``ones_like``/``zeros_like`` from the prediction so they always share its device and
 dtype, which keeps the functions correct on any device and inside ``torch.autocast``.
@@ -19,7 +22,7 @@ from common.labels.schema import KINDS
 
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
 
-Logs = dict[str, float]
+Logs = dict[str, Tensor]
 
 
 def _check_mode(mode: str) -> None:
@@ -46,7 +49,7 @@ def gan_loss(prediction: Tensor, target_is_real: bool, mode: str, name: str = "g
         loss = F.binary_cross_entropy_with_logits(prediction, target)
     else:
         loss = -prediction.mean() if target_is_real else prediction.mean()
-    return loss, {name: loss.item()}
+    return loss, {name: loss.detach()}
 
 
 def discriminator_loss(
@@ -63,7 +66,7 @@ def discriminator_loss(
     loss_real, _ = gan_loss(pred_real, True, mode)
     loss_fake, _ = gan_loss(pred_fake, False, mode)
     loss = 0.5 * (loss_real + loss_fake)
-    return loss, {name: loss.item(), f"{name}/real": loss_real.item(), f"{name}/fake": loss_fake.item()}
+    return loss, {name: loss.detach(), f"{name}/real": loss_real.detach(), f"{name}/fake": loss_fake.detach()}
 
 
 def gradient_penalty(
@@ -104,13 +107,13 @@ def gradient_penalty(
     # vector_norm's backward is defined as 0 at a zero gradient, where sqrt(sum(g^2)) would give NaN.
     grad_norm = torch.linalg.vector_norm(grad.reshape(n, -1), ord=2, dim=1)
     loss = weight * ((grad_norm - constant) ** 2).mean()
-    return loss, {name: loss.item(), f"{name}/grad_norm": grad_norm.mean().item()}
+    return loss, {name: loss.detach(), f"{name}/grad_norm": grad_norm.detach().mean()}
 
 
 def l1_loss(a: Tensor, b: Tensor, weight: float = 1.0, name: str = "l1") -> tuple[Tensor, Logs]:
     """``weight * mean(|a - b|)``; the logged value includes the weight."""
     loss = F.l1_loss(a, b) * weight
-    return loss, {name: loss.item()}
+    return loss, {name: loss.detach()}
 
 
 def cycle_loss(rec: Tensor, real: Tensor, weight: float, name: str = "cycle") -> tuple[Tensor, Logs]:
@@ -203,6 +206,6 @@ def grouped_cls_loss(
             # Clamping only changes an all-zero mask, whose numerator is exactly 0, so that group gives 0.
             loss = weighted.sum() / m.sum().clamp_min(torch.finfo(torch.float32).tiny)
         total = total + loss
-        logs[f"{name}/{start}:{stop}"] = loss.item()
-    logs[name] = total.item()
+        logs[f"{name}/{start}:{stop}"] = loss.detach()
+    logs[name] = total.detach()
     return total, logs

@@ -37,22 +37,43 @@ class RunConfig:
     stop_after_steps: end the run (with a checkpoint) after this global step; ``--resume`` continues it
         exactly. max_seconds: the same, once this process has trained for that long (wall clock), e.g. to fit
         a time slot or a demo budget.
+    channels_last: networks and batches in NHWC memory (same values; faster convolutions on tensor cores).
+    compile: ``torch.compile`` the networks for the training step (the first steps compile; the WGAN gradient
+        penalty runs uncompiled where torch cannot compile its double backward).
+    cudnn_benchmark: let cuDNN time its convolution algorithms for the (fixed) training sizes; null: on for
+        CUDA unless ``deterministic``.
+    num_workers: data-loader processes per process (per rank under torchrun); ``auto``: the CPUs this process
+        may use, shared by the ranks on the node and the run's loaders, minus one for the training process
+        (at most 16).
+    pin_memory: page-locked batches, copied to the GPU without blocking the step; null: on for CUDA.
+    persistent_workers: keep the loader processes alive between epochs. prefetch_factor: batches each worker
+        prepares ahead. Both only apply with workers.
     """
 
     device: str = "auto"
     precision: Literal["fp32", "amp_fp16", "amp_bf16"] = "fp32"
-    num_workers: int = 4
+    num_workers: int | Literal["auto"] = "auto"
     stop_after_steps: int | None = None
     max_seconds: float | None = None
     deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool | None = None
+    pin_memory: bool | None = None
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
 
     def validate(self, where: str) -> None:
-        if self.num_workers < 0:
-            raise UserError(f"{where}: key 'run.num_workers' must be >= 0, got {self.num_workers}")
+        if self.num_workers != "auto" and self.num_workers < 0:
+            raise UserError(f"{where}: key 'run.num_workers' must be >= 0 or 'auto', got {self.num_workers}")
         if self.stop_after_steps is not None and self.stop_after_steps < 1:
             raise UserError(f"{where}: key 'run.stop_after_steps' must be >= 1 or null")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise UserError(f"{where}: key 'run.max_seconds' must be > 0 or null")
+        check_value(where, "run.prefetch_factor", self.prefetch_factor, self.prefetch_factor >= 1, ">= 1")
+        if self.deterministic and self.cudnn_benchmark:
+            raise UserError(f"{where}: key 'run.cudnn_benchmark' must be false or null when run.deterministic is "
+                            "true (autotuning picks algorithms by timing, so results could differ between runs)")
 
 
 @dataclass

@@ -26,7 +26,6 @@ from common.config import dump_yaml, to_dict
 from common.device import resolve_device
 from common.distributed import (
     DistInfo,
-    allreduce_mean,
     broadcast_parameters,
     init_distributed,
     shutdown_distributed,
@@ -35,8 +34,10 @@ from common.divergence import check_losses, check_state
 from common.errors import UserError
 from common.files import remove_temp_files, write_text_atomic
 from common.logger import STATS_FILE, RunLogger, drop_stats_after
+from common.perf import StepNets, configure_backends
 from common.rng import capture_rng_state, restore_rng_state, seed_everything
 from common.runs import CHECKPOINTS_DIR, RunLock, latest_run_with_checkpoint, new_run_dir
+from common.step_meter import LogValue, StepMeter
 
 LR_POLICIES = ("linear", "step", "cosine", "constant")
 
@@ -294,32 +295,6 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str):
                 unit="it", leave=True)
 
 
-class StepMeter:
-    """Means of the per-step loss logs since the last log point, averaged over ranks, plus images/s."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.images = 0
-        self.tick = time.perf_counter()
-
-    def add(self, logs: dict[str, float], n_images: int) -> None:
-        for key, value in logs.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-            self.counts[key] = self.counts.get(key, 0) + 1
-        self.images += n_images
-
-    def means(self, dist: DistInfo, device: torch.device) -> dict[str, float]:
-        """Collective under torchrun (every rank must call it at the same step); resets the meter."""
-        means = allreduce_mean({k: v / self.counts[k] for k, v in self.sums.items()}, dist, device)
-        means["speed/images_per_s"] = self.images / max(time.perf_counter() - self.tick, 1e-9)
-        self.reset()
-        return means
-
-
 def set_requires_grad(modules, flag: bool) -> None:
     for module in modules:
         for p in module.parameters():
@@ -335,8 +310,7 @@ class TrainerBase:
         wants_cuda = requested.startswith("cuda") or (requested == "auto" and torch.cuda.is_available())
         self.dist = init_distributed("cuda" if wants_cuda else "cpu")
         self.device = resolve_device(requested, self.dist.local_rank if self.dist.enabled else None)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = not cfg.run.deterministic
+        configure_backends(cfg.run, self.device)
         if cfg.run.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg.seed)
@@ -347,6 +321,17 @@ class TrainerBase:
         self.counters: dict[str, Any] = {}
         self.step_callbacks: list[Callable[[int], None]] = []
         self.last_saved: Path | None = None
+        self._meter: StepMeter | None = None
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the training device, copied without making the host wait for the GPU: a CPU tensor is
+        page-locked first (a no-op for the loader's pinned batches), since a copy from ordinary memory waits
+        for everything queued on the device."""
+        if tensor.device == self.device:
+            return tensor
+        if self.device.type == "cuda" and tensor.device.type == "cpu" and not tensor.is_pinned():
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
 
     def add_step_callback(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(global_step)`` right after every optimisation step (before logging and saving), e.g.
@@ -362,6 +347,8 @@ class TrainerBase:
         if self.dist.enabled:
             # Ranks share the initial weights but draw different dropout/GP/target noise.
             torch.manual_seed(seed + 1_000_003 * self.dist.rank)
+        # After the broadcast (it needs the modules) and before the optimizers (their state follows the layout).
+        self.step_nets = StepNets(self.nets, self.cfg.run.channels_last, self.cfg.run.compile)
 
     def _gather(self, obj: Any) -> list:
         """Every rank's ``obj`` (rank order), so rank 0 checkpoints all ranks' RNG and pool states."""
@@ -416,20 +403,34 @@ class TrainerBase:
         restore_rng_state(ckpt["rng"][rank])
 
     # ------------------------------------------------------------------------------ divergence guard
-    def record_step(self, meter: StepMeter, step: int, logs: dict[str, float], n_images: int) -> None:
-        """Add a step's loss logs to ``meter``, stopping the run if one is NaN/inf. The logs are Python floats
-        already, so checking them costs no device sync. Under torchrun a NaN on one rank only would let the
-        other ranks run on into the next collective and hang, so there :meth:`log_means` checks instead, on
-        the all-reduced means that every rank shares."""
+    def record_step(self, meter: StepMeter, step: int, logs: dict[str, LogValue], n_images: int) -> None:
+        """Add a step's loss logs (Python floats or detached tensors) to ``meter``. Tensors are not read here
+        (that would stall the device every step): the meter keeps, on the device, the first step whose values
+        were NaN/inf, and :meth:`log_means` and :meth:`save` stop the run naming that step. Float logs are
+        checked now, which costs nothing. Under torchrun a NaN on one rank only would let the other ranks run
+        on into the next collective and hang, so there only :meth:`log_means` checks, on the all-reduced means
+        that every rank shares."""
         if not self.dist.enabled:
-            check_losses(step, logs, self.last_good_checkpoint)
-        meter.add(logs, n_images)
+            check_losses(step, {k: v for k, v in logs.items() if not torch.is_tensor(v)}, self.last_good_checkpoint)
+        meter.add(logs, n_images, step)
+        self._meter = meter
 
     def log_means(self, meter: StepMeter, step: int) -> dict[str, float]:
-        """``meter.means`` (a collective: every rank calls it at the same step), stopping on a NaN/inf mean."""
-        means = meter.means(self.dist, self.device)
-        check_losses(step, means, self.last_good_checkpoint)
-        return means
+        """``meter``'s means (a collective: every rank calls it at the same step; one device sync), stopping on
+        the first NaN/inf step since the last log point, or on a NaN/inf mean."""
+        reading = meter.read(self.dist, self.device)
+        if reading.first_non_finite is not None and not self.dist.enabled:
+            check_losses(*reading.first_non_finite, self.last_good_checkpoint)
+        check_losses(step, reading.means, self.last_good_checkpoint)
+        return reading.means
+
+    def _check_recorded_losses(self) -> None:
+        """Stop on a NaN/inf loss recorded since the last log point (one device sync; one process only, see
+        :meth:`record_step`)."""
+        if self._meter is not None and not self.dist.enabled:
+            bad = self._meter.first_non_finite()
+            if bad is not None:
+                check_losses(*bad, self.last_good_checkpoint)
 
     @property
     def last_good_checkpoint(self) -> Path | None:
@@ -437,9 +438,11 @@ class TrainerBase:
         return self.last_saved or self.ctx.resume_path
 
     def save(self) -> Path | None:
-        """Checkpoint the full state, unless a network or optimizer holds a NaN/inf: then nothing is written
-        (nor pruned) and :class:`~common.divergence.TrainingDiverged` stops the run."""
+        """Checkpoint the full state, unless a loss since the last log point, a network or an optimizer holds a
+        NaN/inf: then nothing is written (nor pruned) and :class:`~common.divergence.TrainingDiverged` stops
+        the run."""
         step = self.counters["global_step"]
+        self._check_recorded_losses()
         check_state(step, self.nets, self.optimizers, self.dist, self.last_good_checkpoint)
         state = self.state()  # every rank takes part in the gathers
         if self.dist.is_main:

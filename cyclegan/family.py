@@ -8,6 +8,7 @@ import torch
 
 from common.data.images import as_rgb, to_channels
 from common.family import LoadedModel, ModelFamily, Translator
+from common.networks.official import has_batch_norm_stats
 from cyclegan.config import CycleGANConfig
 from cyclegan.import_official import convert_to_checkpoint
 from cyclegan.model import generator_from_checkpoint, generators_from_checkpoint, required_multiple
@@ -31,13 +32,15 @@ def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: tor
 
 def _load(ckpt: dict, source: str) -> LoadedModel:
     cfg, nets = generators_from_checkpoint(ckpt, source)
-    return LoadedModel(nets=nets, config=cfg, image_size=cfg.data.crop_size,
-                       multiple=required_multiple(cfg.network.netG))
+    net = cfg.network
+    return LoadedModel(nets=nets, config=cfg, image_size=cfg.data.crop_size, multiple=required_multiple(net.netG),
+                       min_side=MIN_SIDE[net.netG], image_channels={"G_A": net.input_nc, "G_B": net.output_nc})
 
 
 def _is_official(keys: frozenset[str]) -> bool:
     # Official ResNet generators are ``model.N...``, U-Nets ``model.model...``: an nn.Sequential called model.
-    return any(k.startswith("model.") for k in keys)
+    # Batch-norm statistics mark the official pix2pix generators (its default norm), which its family imports.
+    return any(k.startswith("model.") for k in keys) and not has_batch_norm_stats(keys)
 
 
 def _import_official(path, options: Mapping[str, Any]) -> tuple[dict, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from common.checkpoint import load_weights
 from common.config import from_dict
 from common.errors import UserError
 from common.networks.factory import define_discriminator, define_generator
@@ -39,11 +40,7 @@ def _load_generator(cfg: CycleGANConfig, name: str, state: dict, source: str) ->
     net = cfg.network
     in_ch, out_ch = (net.input_nc, net.output_nc) if name == "G_A" else (net.output_nc, net.input_nc)
     generator = build_generator(net, in_ch, out_ch)
-    try:
-        generator.load_state_dict(state)
-    except RuntimeError as err:
-        raise UserError(f"{source}: {name} weights do not match its config ({str(err).splitlines()[0]})") from None
-    return generator.eval()
+    return load_weights(generator, state, source, name).eval()
 
 
 def generator_from_checkpoint(ckpt: dict, direction: str, source: str) -> nn.Module:

@@ -2,7 +2,7 @@
 
 Each family declares itself once, in its own ``family.py`` (a :class:`common.family.ModelFamily`). The CLI,
 ``evaluate``, ``compare`` and ``import-official`` find families here, by config, by checkpoint or by the shape
-of an official state dict; no other code compares family names. A new family (pix2pix next) adds one line.
+of an official state dict; no other code compares family names. A new family adds one line.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from common.checkpoint import FORMAT, safe_torch_load
 from common.errors import UserError
 from common.family import ModelFamily
 from cyclegan.family import FAMILY as CYCLEGAN
+from pix2pix.family import FAMILY as PIX2PIX
 from stargan.family import FAMILY as STARGAN
 
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CYCLEGAN, STARGAN)}
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CYCLEGAN, STARGAN, PIX2PIX)}
 
 
 def config_classes() -> dict[str, type]:

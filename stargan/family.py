@@ -23,7 +23,7 @@ MIN_SIDE = 2 * DOWNSAMPLING
 def _load(ckpt: dict, source: str) -> LoadedModel:
     cfg, nets, labels = networks_from_checkpoint(ckpt, source)
     return LoadedModel(nets=nets, config=cfg, image_size=cfg.data.image_size, multiple=DOWNSAMPLING,
-                       labels=labels)
+                       labels=labels, min_side=MIN_SIDE, classifiers=("D",))
 
 
 def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: torch.device) -> Translator:

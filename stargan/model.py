@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from common.checkpoint import load_weights
 from common.config import from_dict
 from common.errors import UserError
 from common.labels.space import LabelSpace
@@ -32,11 +33,7 @@ def networks_from_checkpoint(ckpt: dict, source: str
     for name, net in nets.items():
         if name not in ckpt["nets"]:
             continue
-        try:
-            net.load_state_dict(ckpt["nets"][name])
-        except RuntimeError as err:
-            raise UserError(f"{source}: {name} weights do not match its config ({str(err).splitlines()[0]})") from None
-        out[name] = net.eval()
+        out[name] = load_weights(net, ckpt["nets"][name], source, name).eval()
     if "G" not in out:
         raise UserError(f"{source}: holds no StarGAN generator 'G'")
     return cfg, out, labels

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from common.data.loader import loader_options, training_loader
 from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.labels.space import LabelSpace
@@ -36,7 +37,7 @@ from common.training import (
     set_requires_grad,
 )
 from stargan.config import StarGANConfig
-from stargan.data import BatchStream, build_dataset, stream_loader
+from stargan.data import BatchStream, build_dataset
 from stargan.model import build_networks
 
 GRID_IMAGES = 4
@@ -103,20 +104,26 @@ class StarGANTrainer(TrainerBase):
 
     # ------------------------------------------------------------------------------------------ step
     def targets_for(self, label_org: torch.Tensor, dataset: int) -> torch.Tensor:
+        """Target labels on ``label_org``'s device, drawn on the CPU from the target generator. Given CPU labels
+        (as :meth:`fit` does) nothing here waits for the GPU; the caller moves them without blocking."""
         if self.cfg.loss.target == "shuffle":
             return shuffle_targets(label_org, self.target_gen)
         schema = self.labels.schemas[dataset]
-        return random_targets(schema, label_org.shape[0], self.target_gen, device=label_org.device)
+        return random_targets(schema, label_org.shape[0], self.target_gen).to(label_org.device)
 
     def train_step(self, x_real: torch.Tensor, label_org: torch.Tensor, dataset: int, g_step: bool) -> dict:
+        """One iteration on a batch; ``label_org`` may be on the CPU (best: the targets are then drawn there and
+        the step makes no host-device synchronisation). Returns the loss logs as detached device tensors."""
         cfg, prec, labels = self.cfg, self.precision, self.labels
-        G, D = self.nets["G"], self.nets["D"]
+        G, D = self.step_nets["G"], self.step_nets["D"]
         mode, lam = cfg.loss.gan_mode, cfg.loss
-        label_trg = self.targets_for(label_org, dataset)
+        label_trg = self.to_device(self.targets_for(label_org, dataset))
+        label_org = self.to_device(label_org)
+        x_real = self.step_nets.input(self.to_device(x_real))
         c_org = labels.g_label(dataset, label_org)
         c_trg = labels.g_label(dataset, label_trg)
         slices = labels.cls_slices(dataset)
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
 
         with prec.autocast(), torch.set_grad_enabled(g_step):
             x_fake = G(x_real, c_trg)
@@ -135,17 +142,18 @@ class StarGANTrainer(TrainerBase):
         logs.update(v_cls)
         logs.update(v_fake)
         if mode == "wgangp":
-            gp, v_gp = gradient_penalty(D, x_real, x_fake, weight=lam.lambda_gp, name="D/gp")
+            gp, v_gp = gradient_penalty(self.step_nets.penalty_critic("D", x_real), x_real, x_fake,
+                                        weight=lam.lambda_gp, name="D/gp")
             d_loss = d_loss + gp
             logs.update(v_gp)
-        logs["D/total"] = float(d_loss.detach())
+        logs["D/total"] = d_loss.detach()
         prec.backward("D", d_loss)
         prec.step("D", opt_d, lambda: allreduce_gradients(list(D.parameters()), self.dist))
 
         if g_step:
             opt_g = self.optimizers["G"]
             opt_g.zero_grad(set_to_none=True)
-            set_requires_grad([D], False)  # the G step must not fill D's .grad
+            set_requires_grad([self.nets["D"]], False)  # the G step must not fill D's .grad
             with prec.autocast():
                 out_src, out_cls = D(x_fake)
                 g_fake, v_fake = gan_loss(out_src, True, mode, name="G/fake")
@@ -154,10 +162,10 @@ class StarGANTrainer(TrainerBase):
                 x_rec = G(x_fake, c_org)
                 g_rec, v_rec = l1_loss(x_rec, x_real, lam.lambda_rec, name="G/rec")
                 g_loss = g_fake + lam.lambda_cls * g_cls + g_rec
-            set_requires_grad([D], True)
+            set_requires_grad([self.nets["D"]], True)
             for values in (v_fake, v_cls, v_rec):
                 logs.update(values)
-            logs["G/total"] = float(g_loss.detach())
+            logs["G/total"] = g_loss.detach()
             prec.backward("G", g_loss)
             prec.step("G", opt_g, lambda: allreduce_gradients(list(G.parameters()), self.dist))
         return logs
@@ -178,12 +186,12 @@ class StarGANTrainer(TrainerBase):
         cfg, c = self.cfg, self.counters
         o = cfg.optim
         loaders = []
+        options = loader_options(cfg.run, self.device, n_loaders=len(self.datasets))
         for k, dataset in enumerate(self.datasets):
             stream = BatchStream(len(dataset), cfg.data.batch_size, cfg.seed, stream=k, start=c["batches"][k],
                                  rank=self.dist.rank, world_size=self.dist.world_size,
                                  what=f"dataset '{cfg.data.datasets[k].name}'")
-            loaders.append(iter(stream_loader(dataset, stream, cfg.run.num_workers,
-                                              self.device.type == "cuda", cfg.seed + k)))
+            loaders.append(iter(training_loader(dataset, options, seed=cfg.seed + k, batch_sampler=stream)))
         bar = progress_bar(o.num_iters, c["global_step"], cfg.log.progress and self.dist.is_main, desc=cfg.name)
         for net in self.nets.values():
             net.train()
@@ -198,8 +206,8 @@ class StarGANTrainer(TrainerBase):
                         group["lr"] = self.base_lr[name] * self.lr_factor(i)
                 x_real, label_org = next(loaders[k])
                 c["batches"][k] += 1
-                x_real = x_real.to(self.device, non_blocking=True)
-                label_org = label_org.to(self.device, non_blocking=True)
+                # The labels stay on the CPU: train_step draws the targets there before moving both.
+                x_real = self.to_device(x_real)
                 logs = self.train_step(x_real, label_org, k, g_step=(i + 1) % o.n_critic == 0)
                 c["global_step"] = step = i + 1
                 n_images = x_real.shape[0] * self.dist.world_size

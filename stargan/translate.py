@@ -134,10 +134,16 @@ def predict_labels(D: torch.nn.Module | None, x: torch.Tensor, labels: LabelSpac
     schema = labels.schemas[dataset]
     if D is None:
         return torch.zeros(x.shape[0], schema.dim, device=x.device)
+    return logits_to_labels(label_logits(D, x, labels, dataset, image_size), schema.slices())
+
+
+def label_logits(D: torch.nn.Module, x: torch.Tensor, labels: LabelSpace, dataset: int,
+                 image_size: int) -> torch.Tensor:
+    """D's classification logits for dataset ``dataset``'s labels of images ``x`` (resized to the side D was
+    trained at): what :func:`predict_labels` decides on, and what the editor shows as its confidences."""
     resized = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
                             antialias=True)
-    logits = labels.block(dataset, D(resized)[1])
-    return logits_to_labels(logits, schema.slices())
+    return labels.block(dataset, D(resized)[1])
 
 
 def make_translator(nets: dict, labels: LabelSpace, spec: TargetSpec, image_size: int):

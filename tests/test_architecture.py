@@ -13,12 +13,14 @@ from common.family import ModelFamily
 from stargan.families import FAMILIES, config_classes
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("common", "cyclegan", "stargan")
+PACKAGES = ("common", "cyclegan", "pix2pix", "stargan")
 # The application: the only code that sees every family.
-APPLICATION = ("stargan/cli", "stargan/evaluation", "stargan/compare", "stargan/families.py", "stargan/__main__.py")
+APPLICATION = ("stargan/cli", "stargan/evaluation", "stargan/compare", "stargan/editor", "stargan/families.py",
+               "stargan/__main__.py")
 MAX_LINES = 500
 # Configs may spell family names: a family's own `model` Literal, and compare's per-family YAML sections.
-NAME_SPELLING_ALLOWED = ("stargan/families.py", "cyclegan/config.py", "stargan/config.py", "stargan/compare/config.py")
+NAME_SPELLING_ALLOWED = ("stargan/families.py", "cyclegan/config.py", "pix2pix/config.py", "stargan/config.py",
+                         "stargan/compare/config.py")
 
 
 def _modules(packages: tuple[str, ...] = PACKAGES) -> list[Path]:
@@ -59,7 +61,7 @@ def _is_app_module(name: str) -> bool:
 
 def test_common_imports_no_family_and_no_application():
     offenders = [(_rel(p), name) for p in _modules() if _rel(p).startswith("common/")
-                 for name in _imports(p) if name.split(".")[0] in ("cyclegan", "stargan")]
+                 for name in _imports(p) if name.split(".")[0] in ("cyclegan", "pix2pix", "stargan")]
     assert not offenders, offenders
 
 
@@ -71,7 +73,7 @@ def test_family_code_imports_no_other_family_and_no_application():
             continue
         for name in _imports(path):
             top = name.split(".")[0]
-            if (top in ("cyclegan", "stargan") and top != family) or _is_app_module(name):
+            if (top in ("cyclegan", "pix2pix", "stargan") and top != family) or _is_app_module(name):
                 offenders.append((_rel(path), name))
     assert not offenders, offenders
 

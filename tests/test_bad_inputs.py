@@ -487,6 +487,22 @@ def checkpoint_without_config(tmp, inputs):
     return stargan_translate(tmp, inputs, tmp / "noconfig.pt"), "noconfig.pt"
 
 
+@case("translate --checkpoint wide.pt (config g_conv_dim doubled, weights not)")
+def checkpoint_weights_misfit(tmp, inputs):
+    ckpt = torch.load(inputs.stargan_ckpt, weights_only=True)
+    ckpt["config"]["network"]["g_conv_dim"] *= 2
+    torch.save(ckpt, tmp / "wide.pt")
+    return stargan_translate(tmp, inputs, tmp / "wide.pt"), "main.0.weight: checkpoint ["
+
+
+@case("translate --checkpoint cyclegan_wide.pt (config ngf doubled, weights not)")
+def cyclegan_checkpoint_weights_misfit(tmp, inputs):
+    ckpt = torch.load(inputs.cyclegan_ckpt, weights_only=True)
+    ckpt["config"]["network"]["ngf"] *= 2
+    torch.save(ckpt, tmp / "cyclegan_wide.pt")
+    return translate(tmp, inputs, tmp / "cyclegan_wide.pt"), "model.1.weight: checkpoint ["
+
+
 @case("translate --checkpoint foo.pt (config 'model: foo')")
 def checkpoint_unknown_family(tmp, inputs):
     ckpt = torch.load(inputs.stargan_ckpt, weights_only=True)

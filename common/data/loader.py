@@ -7,11 +7,17 @@ prints a UserError as one line, so the user would see that header and a tracebac
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.errors import UserError
+
+# ``num_workers: auto`` takes at most this many per loader: past it, worker memory grows faster than throughput.
+MAX_AUTO_WORKERS = 16
 
 
 def unwrap_worker_error(err: UserError) -> UserError:
@@ -40,7 +46,12 @@ class _UnwrappingIterator(Iterator):
         try:
             return next(self._batches)
         except UserError as err:
-            self._batches = None
+            batches, self._batches = self._batches, None
+            # Persistent workers outlive this iterator (their loader keeps it): stop them now.
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            del batches
             original = unwrap_worker_error(err)
             if original is err:
                 raise
@@ -64,3 +75,56 @@ class UserErrorLoader(DataLoader):
 
     def __iter__(self) -> Iterator:
         return _UnwrappingIterator(super().__iter__())
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a Slurm or container limit), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(num_workers: int | str, n_loaders: int = 1) -> int:
+    """``run.num_workers`` as a count per loader. ``auto``: the process's CPUs shared by the ranks on this node
+    (torchrun's ``LOCAL_WORLD_SIZE``), less one for the training process, split over ``n_loaders`` loaders that
+    run at once, at most :data:`MAX_AUTO_WORKERS` each."""
+    if num_workers != "auto":
+        return int(num_workers)
+    per_rank = available_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(MAX_AUTO_WORKERS, (per_rank - 1) // max(1, n_loaders)))
+
+
+def loader_options(run: Any, device: torch.device, n_loaders: int = 1) -> dict[str, Any]:
+    """DataLoader keyword arguments from a config's ``run`` section: workers, pinned memory (null: on for CUDA),
+    persistent workers and prefetching (the last two only with workers, where torch accepts them)."""
+    workers = resolve_workers(run.num_workers, n_loaders)
+    pin = device.type == "cuda" if run.pin_memory is None else bool(run.pin_memory)
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": pin}
+    if workers > 0:
+        options.update(persistent_workers=bool(run.persistent_workers), prefetch_factor=run.prefetch_factor)
+    return options
+
+
+def training_loader(dataset: Dataset, options: dict[str, Any], seed: int = 0, **batching: Any) -> UserErrorLoader:
+    """A :class:`UserErrorLoader` over ``dataset`` with ``options`` (:func:`loader_options`) and ``batching``
+    (``batch_size`` + ``sampler``, or ``batch_sampler``). Its own generator keeps the loader from drawing its
+    base seed from the global torch RNG, so a resumed run stays exact (samples carry their own seeds)."""
+    return UserErrorLoader(dataset, generator=torch.Generator().manual_seed(seed), **options, **batching)
+
+
+class EpochSampler(Sampler):
+    """Whichever sampler :meth:`set` last gave it, so one loader (and its persistent workers) serves a run that
+    makes a new sampler each epoch."""
+
+    def __init__(self) -> None:
+        self.current: Sampler | None = None
+
+    def set(self, sampler: Sampler) -> None:
+        self.current = sampler
+
+    def __iter__(self) -> Iterator:
+        return iter(self.current)
+
+    def __len__(self) -> int:
+        return len(self.current)

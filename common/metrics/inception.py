@@ -19,7 +19,7 @@ resized (bilinearly, without antialiasing, as in the reference port).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -231,6 +231,16 @@ def load_fid_inception(path: str | os.PathLike, device: str | torch.device = "cp
                         f"{tuple(expected[k].shape)}")
     model.net.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def fid_feature_fn(weights: str | os.PathLike | None, device: str | torch.device = "cpu",
+                   batch_size: int = 50) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``images -> (N, 2048)`` float64 FID features with the Inception weights at ``weights`` (loaded now, so a
+    bad file fails before any work), or None when ``weights`` is None (FID/KID skipped)."""
+    if weights is None:
+        return None
+    inception = load_fid_inception(weights, device)
+    return lambda images: extract_features(inception, images, device, batch_size=batch_size)
 
 
 def _image_batches(images) -> Iterable[torch.Tensor]:

@@ -31,9 +31,13 @@ def _names(text: str, option: str) -> list[str]:
 @click.option("--cyclegan-view", "views", multiple=True, metavar="A,B",
               help="Also write cyclegan/A2B/{trainA,trainB,testA,testB} for two colours, e.g. Red,Blue "
                    "(repeatable).")
+@click.option("--paired", is_flag=True,
+              help="Also write paired/{train,val,test}/ in the official aligned format for paired (pix2pix) "
+                   "training: A = the scene's label map, B = the scene (AtoB), with the noise floor in "
+                   "paired/view.json.")
 @user_errors
 def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fraction: float,
-                 views: tuple[str, ...]) -> None:
+                 views: tuple[str, ...], paired: bool) -> None:
     """Generate a synthetic dataset. KIND `shapes`: coloured shapes with ground-truth counterfactuals.
 
     The folder is CelebA-format (images/, list_attr_celeba.txt, list_eval_partition.txt) plus attributes.json
@@ -47,7 +51,8 @@ def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fracti
         if len(parts) != 2:
             raise UserError(f"--cyclegan-view {v!r}: expected two attribute names A,B, e.g. Red,Blue")
         pairs.append((parts[0], parts[1]))
-    summary = make_shapes(out, n=n, size=size, seed=seed, test_fraction=test_fraction, cyclegan_views=pairs)
+    summary = make_shapes(out, n=n, size=size, seed=seed, test_fraction=test_fraction, cyclegan_views=pairs,
+                          paired=paired)
     click.echo(f"{kind}: {summary['n']} images ({summary['n_train']} train, {summary['n_test']} test) of "
                f"{summary['size']}x{summary['size']} in {summary['images']} ({summary['seconds']:.1f}s)")
     click.echo("attributes: " + ", ".join(f"{a} {c}" for a, c in summary["attr_counts"].items()))
@@ -56,6 +61,12 @@ def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fracti
     for name, view in summary["cyclegan_views"].items():
         counts = ", ".join(f"{k} {v}" for k, v in view.items() if k != "path")
         click.echo(f"cyclegan view {name}: {view['path']} ({counts})")
+    view = summary["paired_view"]
+    if view is not None:
+        floor = view["noise_floor_test"]
+        click.echo(f"paired view (aligned, A = label map, B = scene, AtoB): {view['path']} (train {view['train']}, "
+                   f"val {view['val']}, test {view['test']}); noise floor on test: L1 {floor['l1']:.4f}, "
+                   f"PSNR {floor['psnr']:.2f} dB, SSIM {floor['ssim']:.4f}")
 
 
 @click.command("train-classifier")
@@ -98,15 +109,15 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 
 @click.command("evaluate")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-              help="A StarGAN checkpoint (file, or a run folder for its latest).")
+              help="A StarGAN or pix2pix checkpoint (file, or a run folder for its latest).")
 @click.option("--data", "data_dir", default=None, type=click.Path(path_type=Path),
               help="The data folder, if it moved since training: it replaces the folder that held the training "
-                   "dataset's files (e.g. images/ and list_attr_celeba.txt) [default: the paths in the "
-                   "checkpoint's config]. The split is the one the trainer held out; required when the config "
-                   "held none out (test_fraction 0, e.g. RaFD: pass the test folder). Shapes datasets add "
-                   "ground-truth counterfactuals.")
+                   "dataset's files (e.g. images/ and list_attr_celeba.txt; pix2pix: the folder with train/ and "
+                   "test/) [default: the paths in the checkpoint's config]. StarGAN: the split is the one the "
+                   "trainer held out; required when the config held none out (test_fraction 0, e.g. RaFD: pass "
+                   "the test folder). Shapes datasets add ground-truth counterfactuals.")
 @click.option("--classifier", default=None, type=click.Path(path_type=Path),
-              help="Attribute classifier from `train-classifier` (without it, accuracies are skipped).")
+              help="StarGAN: attribute classifier from `train-classifier` (without it, accuracies are skipped).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.json and the sample grids [default: RUN/eval for RUN/checkpoints/*.pt, "
                    "else ./eval].")
@@ -116,20 +127,55 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-images", default=None, type=click.IntRange(min=1), help="Evaluate only the first N test images.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--dataset", default=None, help="Multi-dataset models: whose labels and test data to use.")
+@click.option("--dataset", default=None, help="StarGAN multi-dataset models: whose labels and test data to use.")
+@click.option("--phase", default=None,
+              help="pix2pix: the split folder to score, e.g. val for datasets without test/  [default: test].")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="pix2pix: run G in eval mode (running statistics, no dropout) as `translate --eval`; default: "
+                   "the paper's test-time mode, as `translate`.")
 @user_errors
 def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, out_dir: Path | None,
              fid_weights: Path | None, batch_size: int, max_images: int | None, device: str,
-             dataset: str | None) -> None:
-    """Score a StarGAN model on the test split its training held out: target/preservation accuracy with an
-    attribute classifier (the paper's protocol), error against ground-truth counterfactuals, cycle
-    reconstruction, FID/KID."""
-    from stargan.evaluation.evaluate import evaluate as run_evaluation
-    from stargan.evaluation.table import format_table
+             dataset: str | None, phase: str | None, eval_mode: bool) -> None:
+    """Score a model on held-out data with ground truth.
 
-    metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier, fid_weights=fid_weights,
-                             device=device, batch_size=batch_size, max_images=max_images, dataset=dataset)
-    click.echo(format_table(metrics))
+    StarGAN (label-conditioned): on the test split its training held out, target/preservation accuracy with an
+    attribute classifier (the paper's protocol), error against ground-truth counterfactuals, cycle
+    reconstruction, FID/KID.
+
+    pix2pix (paired): on the dataset's test/ pairs, L1, PSNR and SSIM of the output against the true target,
+    and FID/KID, each beside the train-mean and do-nothing baselines (and the noise floor on a shapes paired
+    view); writes metrics.json and samples.png (input | output | target).
+    """
+    from common.checkpoint import load_checkpoint
+    from common.family import check_options
+    from stargan.families import FAMILIES, family_of_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    family = family_of_checkpoint(ckpt, str(checkpoint))
+    options = {"classifier": classifier, "dataset": dataset, "phase": phase, "eval": eval_mode}
+    if family.paired:
+        from stargan.evaluation.paired import evaluate_paired, format_paired_table
+
+        check_options(family, options, ("phase", "eval"), str(checkpoint))
+        metrics = evaluate_paired(checkpoint, data_dir, out_dir=out_dir, phase=phase or "test", eval_mode=eval_mode,
+                                  fid_weights=fid_weights, device=device, batch_size=batch_size,
+                                  max_images=max_images, ckpt=ckpt)
+        click.echo(format_paired_table(metrics))
+    elif family.label_conditioned:
+        from stargan.evaluation.evaluate import evaluate as run_evaluation
+        from stargan.evaluation.table import format_table
+
+        check_options(family, options, ("classifier", "dataset"), str(checkpoint))
+        del ckpt  # run_evaluation reads the file again; do not hold two copies
+        metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier,
+                                 fid_weights=fid_weights, device=device, batch_size=batch_size,
+                                 max_images=max_images, dataset=dataset)
+        click.echo(format_table(metrics))
+    else:
+        scored = ", ".join(f.title for f in FAMILIES.values() if f.paired or f.label_conditioned)
+        raise UserError(f"{checkpoint}: is a {family.title} checkpoint; `evaluate` scores label-conditioned and "
+                        f"paired models ({scored})")
     click.echo(f"metrics: {metrics['outputs']['metrics']}")
     for key in ("samples", "counterfactuals"):
         if key in metrics["outputs"]:

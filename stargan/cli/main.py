@@ -15,6 +15,7 @@ import click
 from common.version import __version__
 from stargan.cli.common import DEVICE_HELP, user_errors
 from stargan.cli.eval_commands import evaluate, make_dataset, train_classifier
+from stargan.cli.export import export
 from stargan.compare.cli import compare
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="stargan")
 def cli() -> None:
-    """Unpaired, multi-domain image-to-image translation: faithful CycleGAN and StarGAN.
+    """Image-to-image translation: faithful CycleGAN and StarGAN (unpaired, multi-domain) and pix2pix (paired).
 
     Runs on CUDA when present, CPU otherwise. For several GPUs or nodes launch `train` with torchrun,
     e.g. `torchrun --nproc_per_node 4 -m stargan train CONFIG`.
@@ -100,11 +101,19 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
                    "[default: 1].")
 @click.option("--dataset", "dataset_name", default=None,
               help="StarGAN multi-dataset models: whose labels --target/--all-targets refer to.")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="pix2pix: batch norm with its running statistics and no dropout (official test.py --eval). "
+                   "Default: as the paper and official test.py, each image's own statistics and dropout on, "
+                   "seeded so reruns write the same PNGs.")
+@click.option("--aligned", is_flag=True,
+              help="pix2pix: inputs are aligned files (A|B side by side, even width); the half the model takes "
+                   "(A for AtoB, B for BtoA, the checkpoint's direction) is translated.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
 def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: bool, skip_bad: bool,
               direction: str | None, batch_size: int, target: str | None, target_vector: str | None,
-              all_targets: bool, strength: float | None, dataset_name: str | None, device: str) -> None:
+              all_targets: bool, strength: float | None, dataset_name: str | None, eval_mode: bool,
+              aligned: bool, device: str) -> None:
     """Translate images with a trained generator, at their own resolution, one PNG per input.
 
     Any size works: sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4, at
@@ -128,7 +137,8 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: b
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     family = family_of_checkpoint(ckpt, str(checkpoint))
     options = {"direction": direction, "target": target, "target_vector": target_vector,
-               "all_targets": all_targets, "strength": strength, "dataset": dataset_name}
+               "all_targets": all_targets, "strength": strength, "dataset": dataset_name, "eval": eval_mode,
+               "aligned": aligned}
     check_options(family, options, family.translate_options, str(checkpoint))
     translator = family.translator(ckpt, str(checkpoint), options, dev)
     result = translate_jobs(plan, translator, batch_size, dev)
@@ -167,12 +177,15 @@ def _translate_report(plan: TranslationPlan, result: TranslationResult) -> list[
 @user_errors
 def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tuple[str, ...],
                     datasets: str | None, dataset_names: str | None) -> None:
-    """Convert a checkpoint of the official CycleGAN or StarGAN code into this library's format.
+    """Convert a checkpoint of the official CycleGAN, pix2pix or StarGAN code into this library's format.
 
     CycleGAN: a generator file (latest_net_G_A.pth, released horse2zebra.pth, ...); the architecture
     (resnet_6/9blocks, unet_128/256, widths, norm, dropout layout) is inferred from the tensors, `module.`
     prefixes and pre-0.4 InstanceNorm statistics are handled. A file whose name contains `G_B` is stored as
     the BtoA generator, anything else as AtoB.
+
+    pix2pix: a generator file with batch norm (latest_net_G.pth, the pix2pix default); recognised by its
+    batch-norm statistics, which come along, so `translate --eval` gives the official `test.py --eval` output.
 
     StarGAN: `{iter}-G.ckpt`; `{iter}-D.ckpt` beside it is imported too (it predicts the input's own labels
     for `translate --target`). Widths, label size, image size and mask length come from the tensors.
@@ -210,7 +223,37 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
     run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed)
 
 
-for _command in (make_dataset, train_classifier, evaluate, compare):
+@cli.command()
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
+              help="What `translate --checkpoint` takes: a checkpoint file, a run folder (its latest) or a "
+                   "safetensors export folder.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; the default keeps the page on this machine (0.0.0.0 opens it to the "
+                   "network, unauthenticated).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@user_errors
+def edit(checkpoint: Path, host: str, port: int, device: str) -> None:
+    """Edit images in the browser: a local page to upload an image, see the model's reading of its attributes,
+    set them (or the CycleGAN direction, the pix2pix mode) and download the result.
+
+    The page's result is the PNG `stargan translate` writes for the same input and flags (the page shows that
+    command). Needs the app extra: pip install -e ".[app]". Ctrl-C stops the server.
+    """
+    from stargan.editor.app import build_app, serve  # raises the install hint when Gradio is missing
+    from stargan.editor.session import EditorSession
+
+    session = EditorSession.open(checkpoint, device)
+    try:
+        blocks = build_app(session)
+        url = serve(blocks, host, port)
+        click.echo(f"editor: {url} ({session.family.title} model {checkpoint} on {session.device}); Ctrl-C stops it")
+        blocks.block_thread()
+    finally:
+        session.close()
+
+
+for _command in (make_dataset, train_classifier, evaluate, compare, export):
     cli.add_command(_command)
 
 

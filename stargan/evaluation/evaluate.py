@@ -40,13 +40,7 @@ from common.errors import UserError
 from common.files import write_json_atomic
 from common.grids import save_grid
 from common.labels.schema import LabelSchema
-from common.metrics import (
-    extract_features,
-    fid_unavailable_message,
-    load_classifier,
-    load_fid_inception,
-    resolve_fid_weights,
-)
+from common.metrics import fid_feature_fn, fid_unavailable_message, load_classifier, resolve_fid_weights
 from stargan.datasets import load_test_image
 from stargan.evaluation.generator_eval import Classify, evaluate_generator
 from stargan.evaluation.split import load_test_split, split_batches
@@ -167,12 +161,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
     if classifier is not None:
         classify, clf_info = _classifier_fn(classifier, schema, dev)
     weights = resolve_fid_weights(fid_weights)
-    extractor = None
-    if weights is not None:
-        inception = load_fid_inception(weights, dev)
-
-        def extractor(images: Tensor) -> Tensor:
-            return extract_features(inception, images, dev, batch_size=batch_size)
+    extractor = fid_feature_fn(weights, dev, batch_size)
     if classify is None:
         log.info("attribute accuracy skipped: no --classifier given (train one with `stargan train-classifier`)")
     if weights is None:

@@ -25,6 +25,7 @@ Folder layout written by :func:`make_dataset` (all paths relative to ``out``)::
     images/000001.png ...
     counterfactuals/<stem>/<Attr>.png, counterfactuals/index.json   (test images only)
     cyclegan/<A>2<B>/trainA|trainB|testA|testB/                      (optional, :func:`write_cyclegan_view`)
+    paired/train|val|test/<file>.png, paired/view.json              (optional, :func:`write_paired_view`)
 
 Overwrite rule: ``out`` may be missing, an empty folder, or a folder that ``attributes.json`` marks as a shapes
 dataset (complete or left half-written by an interrupted run). In the last case the entries this module
@@ -32,13 +33,14 @@ owns (the files and folders listed above) are deleted and regenerated, whatever 
 entries in the folder are left alone. Any other non-empty folder is refused, so a mistyped ``--out`` can never
 delete user data.
 
-Everything written is a pure function of ``(n, size, seed, test_fraction, cyclegan_views)``: the same
+Everything written is a pure function of ``(n, size, seed, test_fraction, cyclegan_views, paired)``: the same
 arguments give byte-identical files. Image ``i`` is drawn from its own generator seeded with ``(seed, i)``, so
 a dataset with a larger ``n`` starts with the same scenes.
 
 Modules: :mod:`.scene` (attributes, :class:`ShapesParams`, sampling, labels), :mod:`.render` (rasterising,
 antialiasing rule), :mod:`.dataset` (:func:`make_dataset`), :mod:`.layout` (the layout and reading a dataset
-back), :mod:`.views` (the CycleGAN view). Every public name is importable from this package.
+back), :mod:`.views` (the CycleGAN view), :mod:`.paired` (the paired view: label map A, scene B, aligned
+format, with its noise floor). Every public name is importable from this package.
 """
 
 from common.data.shapes.dataset import MAX_SIZE, MIN_N, MIN_SIZE, make_dataset
@@ -50,6 +52,7 @@ from common.data.shapes.layout import (
     FORMAT,
     FORMAT_VERSION,
     IMAGES_DIR,
+    PAIRED_DIR,
     PARAMS_FILE,
     PARTITION_FILE,
     SCHEMA_FILE,
@@ -58,7 +61,8 @@ from common.data.shapes.layout import (
     load_params,
     load_schema,
 )
-from common.data.shapes.render import object_mask, render, stripe_mask
+from common.data.shapes.paired import VIEW_FILE, aligned_pair, label_map, load_paired_view, write_paired_view
+from common.data.shapes.render import NOISE_STD, clean_render, object_mask, render, stripe_mask
 from common.data.shapes.scene import (
     DARK_BACKGROUND,
     SHAPES,
@@ -75,8 +79,9 @@ from common.data.shapes.views import write_cyclegan_view
 
 __all__ = [
     "ATTR_FILE", "CF_DIR", "CF_INDEX", "CYCLEGAN_DIR", "DARK_BACKGROUND", "FORMAT", "FORMAT_VERSION", "IMAGES_DIR",
-    "MAX_SIZE", "MIN_N", "MIN_SIZE", "PARAMS_FILE", "PARTITION_FILE", "SCHEMA_FILE", "SHAPES", "SHAPES_ATTRS",
-    "SHAPES_EXCLUSIVE", "STRIPED", "TEST_FILES", "ShapesParams", "change_attribute", "counterfactual_attrs",
-    "load_counterfactuals", "load_params", "load_schema", "make_dataset", "object_mask", "params_label", "render",
-    "sample_params", "stripe_mask", "write_cyclegan_view",
+    "MAX_SIZE", "MIN_N", "MIN_SIZE", "NOISE_STD", "PAIRED_DIR", "PARAMS_FILE", "PARTITION_FILE", "SCHEMA_FILE",
+    "SHAPES", "SHAPES_ATTRS", "SHAPES_EXCLUSIVE", "STRIPED", "TEST_FILES", "VIEW_FILE", "ShapesParams",
+    "aligned_pair", "change_attribute", "clean_render", "counterfactual_attrs", "label_map", "load_counterfactuals",
+    "load_paired_view", "load_params", "load_schema", "make_dataset", "object_mask", "params_label", "render",
+    "sample_params", "stripe_mask", "write_cyclegan_view", "write_paired_view",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 
 from common.data.celeba_attrs import attr_file_text
 from common.data.shapes import layout
+from common.data.shapes.paired import write_paired
 from common.data.shapes.render import render_files
 from common.data.shapes.scene import (
     COLOURS,
@@ -82,8 +83,10 @@ def make_dataset(
     seed: int = 0,
     test_fraction: float = 0.1,
     cyclegan_views: list[tuple[str, str]] | None = None,
+    paired: bool = False,
 ) -> dict[str, Any]:
     """Generate the shapes dataset into ``out`` (see the package docstring for the layout and overwrite rule).
+    ``paired`` also writes the paired view in the aligned format (:mod:`common.data.shapes.paired`).
 
     Prints nothing; returns a summary: counts, paths (as strings) and the seconds taken. Bad arguments or an
     unsafe ``out`` raise :class:`UserError` before anything is written.
@@ -98,6 +101,8 @@ def make_dataset(
         raise UserError(f"test_fraction: expected a number strictly between 0 and 1, got {test_fraction!r}")
     test_fraction = float(test_fraction)
     pairs = view_pairs(cyclegan_views)
+    if not isinstance(paired, bool):
+        raise UserError(f"paired: expected true or false, got {paired!r}")
     out = Path(out)
     _prepare_out(out)
 
@@ -126,6 +131,7 @@ def make_dataset(
         "params": layout.PARAMS_FILE,
         "counterfactuals": f"{layout.CF_DIR}/{layout.CF_INDEX}",
         "cyclegan_views": [f"{layout.CYCLEGAN_DIR}/{a}2{b}" for a, b in pairs],
+        "paired_view": layout.PAIRED_DIR if paired else None,
     }
     write_json_atomic(out / layout.SCHEMA_FILE, meta)
 
@@ -157,6 +163,7 @@ def make_dataset(
     write_json_atomic(cf_root / layout.CF_INDEX, {"attrs": list(SHAPES_ATTRS), "items": index})
 
     views = {f"{a}2{b}": write_view(out, a, b, files, labels, test) for a, b in pairs}
+    paired_view = write_paired(out, files, params, test, size, seed) if paired else None
 
     meta["complete"] = True
     write_json_atomic(out / layout.SCHEMA_FILE, meta)
@@ -176,5 +183,6 @@ def make_dataset(
         "counterfactuals": str(cf_root / layout.CF_INDEX),
         "n_counterfactuals": len(cf_jobs),
         "cyclegan_views": views,
+        "paired_view": paired_view,
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -22,8 +22,10 @@ IMAGES_DIR = "images"
 CF_DIR = "counterfactuals"
 CF_INDEX = "index.json"
 CYCLEGAN_DIR = "cyclegan"
+PAIRED_DIR = "paired"
 # The entries the generator owns: deleted and rewritten when a shapes dataset folder is regenerated.
-OWNED = (SCHEMA_FILE, ATTR_FILE, PARTITION_FILE, TEST_FILES, PARAMS_FILE, IMAGES_DIR, CF_DIR, CYCLEGAN_DIR)
+OWNED = (SCHEMA_FILE, ATTR_FILE, PARTITION_FILE, TEST_FILES, PARAMS_FILE, IMAGES_DIR, CF_DIR, CYCLEGAN_DIR,
+         PAIRED_DIR)
 
 
 def read_marker(out: Path) -> dict[str, Any] | None:
@@ -40,6 +42,14 @@ def require_dataset(out: Path) -> dict[str, Any]:
     if not meta.get("complete"):
         raise UserError(f"{out}: the shapes dataset is incomplete (generation was interrupted); regenerate it")
     return meta
+
+
+def read_test_files(out: Path, meta: dict[str, Any]) -> set[str]:
+    """The file names of the dataset's fixed test split (``meta``: its schema file's contents)."""
+    try:
+        return set((out / meta["test_files"]).read_text(encoding="utf-8").split())
+    except OSError:
+        raise UserError(f"{out / meta['test_files']}: missing test split file") from None
 
 
 def load_schema(out: str | os.PathLike) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +22,7 @@ _STRIPE_SHADE = 0.5  # stripe colour = object colour * this
 _LIGHT_BG = 215.0
 _DARK_BG = 40.0
 _GRADIENT = 14.0  # background gradient half-amplitude (levels): visible texture, far below the light/dark gap
-_NOISE_STD = 3.0
+NOISE_STD = 3.0  # pixel noise of render(), in levels
 
 
 def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,18 +73,24 @@ def stripe_mask(params: ShapesParams, size: int) -> np.ndarray:
     return np.clip(0.5 + period / 4.0 - d, 0.0, 1.0)
 
 
-def _background(params: ShapesParams, size: int) -> np.ndarray:
-    """Grey level ``(size, size)``: light or dark base plus a mild linear gradient in a random direction."""
+def background_gradient(params: ShapesParams, size: int) -> np.ndarray:
+    """The background's mild linear gradient in a random direction, in grey levels ``(size, size)``, within
+    +-14 levels of its base."""
     x, y = _pixel_grid(size)
     a = math.radians(params.gradient_angle)
     ramp = ((x - size / 2.0) * math.cos(a) + (y - size / 2.0) * math.sin(a)) / (size / 2.0)
+    return _GRADIENT * np.clip(ramp, -1.0, 1.0)
+
+
+def _background(params: ShapesParams, size: int) -> np.ndarray:
+    """Grey level ``(size, size)``: light or dark base plus the gradient."""
     base = _DARK_BG if params.dark_background else _LIGHT_BG
-    return base + _GRADIENT * np.clip(ramp, -1.0, 1.0)
+    return base + background_gradient(params, size)
 
 
-def render(params: ShapesParams, size: int = 64) -> np.ndarray:
-    """Render a scene: ``uint8 (size, size, 3)``. Pure and deterministic: the noise comes from
-    ``params.noise_seed``, so a counterfactual re-render shares every nuisance factor with the original."""
+def clean_render(params: ShapesParams, size: int = 64) -> np.ndarray:
+    """The scene before pixel noise and rounding: ``float32 (size, size, 3)`` in grey levels. :func:`render`
+    adds the noise to exactly this image."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     cov = object_mask(params, size)[..., None]
@@ -95,19 +101,29 @@ def render(params: ShapesParams, size: int = 64) -> np.ndarray:
         obj = colour
     # Written so that coverage 0 gives exactly the background and coverage 1 exactly the object (x * 0 and
     # x * 1 are exact), which is what confines counterfactual differences to the changed region.
-    img = _background(params, size).astype(np.float32)[..., None] * (1.0 - cov) + obj * cov
+    return _background(params, size).astype(np.float32)[..., None] * (1.0 - cov) + obj * cov
+
+
+def render(params: ShapesParams, size: int = 64) -> np.ndarray:
+    """Render a scene: ``uint8 (size, size, 3)``. Pure and deterministic: the noise (Gaussian, std
+    :data:`NOISE_STD` levels, independent per pixel and channel) comes from ``params.noise_seed``, so a
+    counterfactual re-render shares every nuisance factor with the original."""
+    img = clean_render(params, size)
     noise = np.random.default_rng(params.noise_seed).standard_normal((size, size, 3), dtype=np.float32)
-    img += noise * np.float32(_NOISE_STD)
+    img += noise * np.float32(NOISE_STD)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def render_files(jobs: Sequence[tuple[ShapesParams, Path]], size: int) -> None:
-    """Render each ``(params, path)`` job to a PNG file."""
+def render_files(jobs: Sequence[tuple[ShapesParams, Path]], size: int,
+                 draw: Callable[[ShapesParams, int], np.ndarray] | None = None) -> None:
+    """Render each ``(params, path)`` job to a PNG file with ``draw(params, size) -> uint8 (H, W, 3)``
+    (default :func:`render`)."""
+    draw = render if draw is None else draw
 
     def one(job: tuple[ShapesParams, Path]) -> None:
         # compress_level=1: several times faster than the default, and PNG stays lossless and deterministic.
         # Not atomic: the dataset is marked complete only after every file is written.
-        write_png(Image.fromarray(render(job[0], size)), job[1], compress_level=1, atomic=False)
+        write_png(Image.fromarray(draw(job[0], size)), job[1], compress_level=1, atomic=False)
 
     # numpy, zlib and file I/O release the GIL, so threads give ~1.5x on 2 cores without a process pool's
     # start-up and pickling cost. Each job writes its own file, so the output does not depend on scheduling.

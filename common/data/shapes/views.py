@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.data.celeba_attrs import read_attr_file
-from common.data.shapes.layout import CYCLEGAN_DIR, IMAGES_DIR, require_dataset
+from common.data.shapes.layout import CYCLEGAN_DIR, IMAGES_DIR, read_test_files, require_dataset
 from common.data.shapes.scene import SHAPES_ATTRS, SHAPES_EXCLUSIVE
 from common.errors import UserError
 from common.files import link_or_copy
@@ -77,9 +77,6 @@ def write_cyclegan_view(out: str | os.PathLike, attr_a: str, attr_b: str) -> dic
     table = read_attr_file(attr_path, count_mismatch="error")
     if table.names != list(SHAPES_ATTRS):
         raise UserError(f"{attr_path}: attributes {table.names} differ from {SHAPES_ATTRS}")
-    try:
-        test_names = set((out / meta["test_files"]).read_text(encoding="utf-8").split())
-    except OSError:
-        raise UserError(f"{out / meta['test_files']}: missing test split file") from None
+    test_names = read_test_files(out, meta)
     test = {i for i, f in enumerate(table.files) if f in test_names}
     return write_view(out, a, b, table.files, table.labels, test)
