@@ -1,8 +1,9 @@
 """The divergence guard: a NaN/inf loss or network tensor stops a run with one line, before it is saved.
 
-Losses are checked on the Python floats the loss functions already return (no extra device sync); the
-networks and optimizer moments once per save. A diverged run writes no checkpoint, so ``latest.pt`` stays the
-last good one and ``keep_last`` prunes nothing.
+Losses are checked without a device sync per step: the step meter keeps, on the device, the first step whose
+losses were not finite, and it is read at each log point and before each save (the message still names that
+step); the networks and optimizer moments are checked once per save. A diverged run writes no checkpoint, so
+``latest.pt`` stays the last good one and ``keep_last`` prunes nothing.
 """
 from __future__ import annotations
 

@@ -9,9 +9,22 @@ of its own (``G_ema`` beside ``G``), so resume is exact and inference can pick e
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
+
+
+def ema_name(name: str) -> str:
+    """The checkpoint's name for the average of network ``name`` (``G`` -> ``G_ema``)."""
+    return f"{name}_ema"
+
+
+def averaged_state(nets: Mapping[str, Any], name: str) -> Any:
+    """The weights inference should use for network ``name`` of a checkpoint's ``nets``: its average when the
+    run kept one, else the trained weights (None when neither is there)."""
+    return nets.get(ema_name(name), nets.get(name))
 
 
 def ema_decay(decay: float, updates: int, warmup: int) -> float:

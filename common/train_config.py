@@ -98,6 +98,23 @@ class LogConfig:
 
 
 @dataclass
+class EmaConfig:
+    """An exponential moving average of the generator's weights (StarGAN v2, StyleGAN), kept beside it and used
+    by ``translate``, ``evaluate``, ``compare``, ``export`` and the editor when the checkpoint has one.
+
+    decay: weight of the old average per generator step, in [0, 1); 0 (the default, as the official code)
+    keeps no average. StarGAN v2 uses 0.999. warmup: lower the decay early on as ``(1 + n) / (warmup + n)``
+    after n updates, so a short run's average is not dominated by the random initial weights."""
+
+    decay: float = 0.0
+    warmup: int = 10
+
+    def validate(self, where: str) -> None:
+        check_value(where, "ema.decay", self.decay, 0 <= self.decay < 1, "in [0, 1) (0: off)")
+        check_value(where, "ema.warmup", self.warmup, self.warmup >= 0, ">= 0")
+
+
+@dataclass
 class TrainConfig:
     """The top level of a family's config, in the order configs are written: ``model`` (the family name, a
     ``Literal``), ``name`` (of the run folders), ``seed``, the family's own ``data``/``network``/``loss``/
@@ -112,6 +129,7 @@ class TrainConfig:
     network: Any = None
     loss: Any = None
     optim: Any = None
+    ema: EmaConfig = field(default_factory=EmaConfig)
     run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

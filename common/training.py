@@ -31,6 +31,7 @@ from common.distributed import (
     shutdown_distributed,
 )
 from common.divergence import check_losses, check_state
+from common.ema import ModelEMA, ema_name
 from common.errors import UserError
 from common.files import remove_temp_files, write_text_atomic
 from common.logger import STATS_FILE, RunLogger, drop_stats_after
@@ -322,6 +323,7 @@ class TrainerBase:
         self.step_callbacks: list[Callable[[int], None]] = []
         self.last_saved: Path | None = None
         self._meter: StepMeter | None = None
+        self.ema: dict[str, ModelEMA] = {}
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` on the training device, copied without making the host wait for the GPU: a CPU tensor is
@@ -349,6 +351,16 @@ class TrainerBase:
             torch.manual_seed(seed + 1_000_003 * self.dist.rank)
         # After the broadcast (it needs the modules) and before the optimizers (their state follows the layout).
         self.step_nets = StepNets(self.nets, self.cfg.run.channels_last, self.cfg.run.compile)
+
+    def _setup_ema(self, names: tuple[str, ...]) -> None:
+        """Keep an average of the networks ``names`` (the generators) when ``ema.decay`` > 0; call after
+        :meth:`_after_networks_built`, and :meth:`update_ema` after each of their optimizer steps."""
+        e = self.cfg.ema
+        self.ema = {name: ModelEMA(self.nets[name], e.decay, e.warmup) for name in names} if e.decay > 0 else {}
+
+    def update_ema(self) -> None:
+        for name, average in self.ema.items():
+            average.update(self.nets[name])
 
     def _gather(self, obj: Any) -> list:
         """Every rank's ``obj`` (rank order), so rank 0 checkpoints all ranks' RNG and pool states."""
@@ -378,18 +390,27 @@ class TrainerBase:
     def state(self) -> dict:
         rng = self._gather(capture_rng_state())
         pools = self._gather({k: p.state_dict() for k, p in self.pools.items()})
+        nets = {k: n.state_dict() for k, n in self.nets.items()}
+        nets.update({ema_name(k): average.module.state_dict() for k, average in self.ema.items()})
         return new_checkpoint(
-            self.cfg.model, to_dict(self.cfg), {k: n.state_dict() for k, n in self.nets.items()},
+            self.cfg.model, to_dict(self.cfg), nets,
             optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
             schedulers={k: s.state_dict() for k, s in self.schedulers.items()},
             pools=pools, scalers=self.precision.state_dict(), counters=dict(self.counters), rng=rng,
-            extra={"world_size": self.dist.world_size, **self.checkpoint_extra()},
+            extra={"world_size": self.dist.world_size, **self.checkpoint_extra(),
+                   **({"ema_updates": {k: average.updates for k, average in self.ema.items()}} if self.ema else {})},
         )
 
     def load_state(self, ckpt: dict) -> None:
         check_nets_fit(self.nets, ckpt, self.ctx.resume_path, to_dict(self.cfg))  # one line, not load_state_dict's
         for name, net in self.nets.items():
             net.load_state_dict(ckpt["nets"][name])
+        updates = ckpt.get("extra", {}).get("ema_updates", {})
+        for name, average in self.ema.items():
+            if ema_name(name) in ckpt["nets"] and name in updates:
+                average.load_state_dict({"updates": updates[name], "module": ckpt["nets"][ema_name(name)]})
+            else:  # EMA switched on at this resume: start the average from the resumed weights
+                average.module.load_state_dict(self.nets[name].state_dict())
         for name, opt in self.optimizers.items():
             load_optimizer_state(opt, ckpt["optimizers"][name])
         for name, sched in self.schedulers.items():

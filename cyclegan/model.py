@@ -5,6 +5,7 @@ from torch import nn
 
 from common.checkpoint import load_weights
 from common.config import from_dict
+from common.ema import averaged_state
 from common.errors import UserError
 from common.networks.factory import define_discriminator, define_generator
 from cyclegan.config import CycleGANConfig, NetworkConfig
@@ -53,14 +54,16 @@ def generator_from_checkpoint(ckpt: dict, direction: str, source: str) -> nn.Mod
         raise UserError(
             f"{source}: holds no {name} generator for direction {direction} (it has: {', '.join(nets) or 'none'})"
         )
-    return _load_generator(_checkpoint_config(ckpt, source), name, nets[name], source)
+    return _load_generator(_checkpoint_config(ckpt, source), name, averaged_state(nets, name), source)
 
 
 def generators_from_checkpoint(ckpt: dict, source: str) -> tuple[CycleGANConfig, dict[str, nn.Module]]:
-    """The config and every generator a checkpoint holds (``G_A`` and/or ``G_B``), in eval mode."""
+    """The config and every generator a checkpoint holds (``G_A`` and/or ``G_B``; their weight averages when
+    the run kept them), in eval mode."""
     cfg = _checkpoint_config(ckpt, source)
-    nets = {name: _load_generator(cfg, name, state, source)
-            for name, state in ckpt.get("nets", {}).items() if name in DIRECTIONS.values()}
+    saved = ckpt.get("nets", {})
+    nets = {name: _load_generator(cfg, name, averaged_state(saved, name), source)
+            for name in DIRECTIONS.values() if name in saved}
     if not nets:
         raise UserError(f"{source}: holds no CycleGAN generator (expected G_A and/or G_B)")
     return cfg, nets

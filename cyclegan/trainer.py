@@ -34,6 +34,7 @@ class CycleGANTrainer(EpochTrainer):
         self._setup_runtime(cfg, device)
         self.nets = {name: net.to(self.device) for name, net in build_networks(cfg).items()}
         self._after_networks_built(cfg.seed)
+        self._setup_ema(("G_A", "G_B"))
 
         self.params_G = list(self.nets["G_A"].parameters()) + list(self.nets["G_B"].parameters())
         self.params_D = list(self.nets["D_A"].parameters()) + list(self.nets["D_B"].parameters())
@@ -89,6 +90,7 @@ class CycleGANTrainer(EpochTrainer):
         logs["G/total"] = loss_g.detach()
         prec.backward("G", loss_g)
         prec.step("G", self.opt_G, lambda: allreduce_gradients(self.params_G, self.dist))
+        self.update_ema()
         set_requires_grad(frozen, True)
 
         # D step on pooled (history) fakes, as in the official code.

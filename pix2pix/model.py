@@ -5,6 +5,7 @@ from torch import nn
 
 from common.checkpoint import load_weights
 from common.config import from_dict
+from common.ema import averaged_state
 from common.errors import UserError
 from common.networks.factory import define_discriminator, define_generator, generator_input_sides
 from pix2pix.config import NetworkConfig, Pix2PixConfig
@@ -37,7 +38,7 @@ def input_sides(net: NetworkConfig) -> tuple[int, int]:
 def generator_from_checkpoint(ckpt: dict, source: str) -> tuple[Pix2PixConfig, nn.Module]:
     """The config and generator ``G`` of a pix2pix training or inference checkpoint, in eval mode on the CPU."""
     cfg = from_dict(Pix2PixConfig, ckpt["config"], source=f"{source} (embedded config)")
-    state = ckpt.get("nets", {}).get("G")
+    state = averaged_state(ckpt.get("nets", {}), "G")  # the weight average when the run kept one
     if state is None:
         raise UserError(f"{source}: holds no pix2pix generator G (it has: {', '.join(ckpt.get('nets', {})) or 'none'})")
     generator = build_generator(cfg.network, init=False)

@@ -36,6 +36,7 @@ class Pix2PixTrainer(EpochTrainer):
         self._setup_runtime(cfg, device)
         self.nets = {name: net.to(self.device) for name, net in build_networks(cfg).items()}
         self._after_networks_built(cfg.seed)
+        self._setup_ema(("G",))
 
         self.params_G = list(self.nets["G"].parameters())
         self.params_D = list(self.nets["D"].parameters())
@@ -102,6 +103,7 @@ class Pix2PixTrainer(EpochTrainer):
         prec.step("G", self.opt_G, lambda: allreduce_gradients(self.params_G, self.dist))
         set_requires_grad([self.nets["D"]], True)
         self._share_buffers()
+        self.update_ema()  # after the buffers are shared: the average copies them
         return logs, {"real_A": real_a, "fake_B": fake_b, "real_B": real_b}
 
     def _share_buffers(self) -> None:

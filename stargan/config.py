@@ -76,10 +76,15 @@ class DataConfig:
 
 @dataclass
 class NetworkConfig:
+    """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
+    (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
+    official generator."""
+
     g_conv_dim: int = 64
     d_conv_dim: int = 64
     g_repeat_num: int = 6
     d_repeat_num: int = 6
+    attention_mask: bool = False
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
@@ -90,16 +95,25 @@ class NetworkConfig:
 @dataclass
 class LossConfig:
     """gan_mode: ``wgangp`` (official) or ``lsgan``. target: ``shuffle`` = the batch's own labels in random
-    order (official); ``random`` = uniformly drawn valid labels (exclusive groups respected)."""
+    order (official); ``random`` = uniformly drawn valid labels (exclusive groups respected).
+
+    Not in the official code (0 = off): lambda_id, an identity term ``L1(G(x, c_org), x)`` (translating to the
+    labels an image already has should change nothing); lambda_mask and lambda_mask_tv, GANimation's
+    penalties on the attention mask (``network.attention_mask``): its mean (edits stay local) and its total
+    variation (the mask stays smooth), on the masks of the translation and of the reconstruction."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     target: Literal["shuffle", "random"] = "shuffle"
+    lambda_id: float = 0.0
+    lambda_mask: float = 0.0
+    lambda_mask_tv: float = 0.0
 
     def validate(self, where: str) -> None:
-        check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp"))
+        check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
+                                                 "lambda_mask_tv"))
 
 
 @dataclass
@@ -137,6 +151,9 @@ class StarGANConfig(TrainConfig):
 
     def validate(self, where: str) -> None:
         super().validate(where)
+        if (self.loss.lambda_mask or self.loss.lambda_mask_tv) and not self.network.attention_mask:
+            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv' need network.attention_mask: "
+                            "true (they penalise the attention mask)")
         size, depth = self.data.image_size, self.network.d_repeat_num
         if size % DOWNSAMPLING:
             raise UserError(f"{where}: key 'data.image_size' ({size}) must be a multiple of {DOWNSAMPLING}: the "

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Sampler
 
-from common.data.loader import UserErrorLoader
 from common.errors import UserError
 from stargan.config import DataConfig, DatasetConfig
 from stargan.datasets import CelebADataset, CsvDataset, ImageFolderDataset
@@ -68,10 +67,3 @@ class BatchStream(Sampler):
         while True:
             yield self.keys(b * self.world_size + self.rank)
             b += 1
-
-
-def stream_loader(dataset, stream: BatchStream, num_workers: int, pin_memory: bool, seed: int) -> UserErrorLoader:
-    # The loader's own generator keeps worker seeding from consuming the global RNG (exact resume); a bad image
-    # reads as the same one-line UserError with any number of workers.
-    return UserErrorLoader(dataset, batch_sampler=stream, num_workers=num_workers, pin_memory=pin_memory,
-                           generator=torch.Generator().manual_seed(seed))

@@ -5,6 +5,7 @@ import torch
 
 from common.checkpoint import load_weights
 from common.config import from_dict
+from common.ema import averaged_state
 from common.errors import UserError
 from common.labels.space import LabelSpace
 from stargan.config import StarGANConfig
@@ -13,7 +14,8 @@ from stargan.networks import Discriminator, Generator
 
 def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, torch.nn.Module]:
     return {
-        "G": Generator(c_dim=labels.g_dim, conv_dim=network.g_conv_dim, repeat_num=network.g_repeat_num),
+        "G": Generator(c_dim=labels.g_dim, conv_dim=network.g_conv_dim, repeat_num=network.g_repeat_num,
+                       attention_mask=network.attention_mask),
         "D": Discriminator(image_size=image_size, conv_dim=network.d_conv_dim, c_dim=labels.d_dim,
                            repeat_num=network.d_repeat_num),
     }
@@ -21,8 +23,8 @@ def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, to
 
 def networks_from_checkpoint(ckpt: dict, source: str
                              ) -> tuple[StarGANConfig, dict[str, torch.nn.Module], LabelSpace]:
-    """The embedded config, G (and D when present) in eval mode and the label space, from a StarGAN
-    training/inference checkpoint."""
+    """The embedded config, G (its weight average when the run kept one) and D when present, in eval mode,
+    and the label space, from a StarGAN training/inference checkpoint."""
     try:
         labels = LabelSpace.from_dict(ckpt["extra"]["labels"])
     except (KeyError, TypeError, ValueError) as err:
@@ -31,9 +33,10 @@ def networks_from_checkpoint(ckpt: dict, source: str
     nets = build_networks(cfg.network, cfg.data.image_size, labels)
     out = {}
     for name, net in nets.items():
-        if name not in ckpt["nets"]:
+        state = averaged_state(ckpt["nets"], name)
+        if state is None:
             continue
-        out[name] = load_weights(net, ckpt["nets"][name], source, name).eval()
+        out[name] = load_weights(net, state, source, name).eval()
     if "G" not in out:
         raise UserError(f"{source}: holds no StarGAN generator 'G'")
     return cfg, out, labels

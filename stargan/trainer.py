@@ -25,6 +25,7 @@ from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.labels.space import LabelSpace
 from common.labels.targets import random_targets, shuffle_targets
+from common.layers.masked_output import mask_penalties
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.training import (
     Precision,
@@ -53,6 +54,7 @@ class StarGANTrainer(TrainerBase):
         self.nets = {k: n.to(self.device) for k, n in build_networks(cfg.network, cfg.data.image_size,
                                                                      self.labels).items()}
         self._after_networks_built(cfg.seed)
+        self._setup_ema(("G",))
         o = cfg.optim
         self.optimizers = {
             "G": make_adam(self.nets["G"].parameters(), o.g_lr, (o.beta1, o.beta2)),
@@ -127,6 +129,7 @@ class StarGANTrainer(TrainerBase):
 
         with prec.autocast(), torch.set_grad_enabled(g_step):
             x_fake = G(x_real, c_trg)
+        masks = [self.nets["G"].attention.last_mask] if cfg.network.attention_mask else []
 
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -162,13 +165,31 @@ class StarGANTrainer(TrainerBase):
                 x_rec = G(x_fake, c_org)
                 g_rec, v_rec = l1_loss(x_rec, x_real, lam.lambda_rec, name="G/rec")
                 g_loss = g_fake + lam.lambda_cls * g_cls + g_rec
+                extra_terms = self._preserving_terms(G, x_real, c_org, masks)
+                g_loss = g_loss + sum(term for term, _ in extra_terms)
             set_requires_grad([self.nets["D"]], True)
-            for values in (v_fake, v_cls, v_rec):
+            for values in (v_fake, v_cls, v_rec, *(v for _, v in extra_terms)):
                 logs.update(values)
             logs["G/total"] = g_loss.detach()
             prec.backward("G", g_loss)
             prec.step("G", opt_g, lambda: allreduce_gradients(list(G.parameters()), self.dist))
+            self.update_ema()
         return logs
+
+    def _preserving_terms(self, G, x_real: torch.Tensor, c_org: torch.Tensor,
+                          masks: list[torch.Tensor]) -> list[tuple[torch.Tensor, dict]]:
+        """The G terms that are not in the official code, each off at weight 0: identity (translating to the
+        input's own labels changes nothing) and the attention-mask penalties (on the translation's mask, given
+        in ``masks``, and the reconstruction's, the last G call's)."""
+        lam, terms = self.cfg.loss, []
+        if self.cfg.network.attention_mask and (lam.lambda_mask or lam.lambda_mask_tv):
+            masks = masks + [self.nets["G"].attention.last_mask]
+            pairs = [mask_penalties(m.float(), lam.lambda_mask, lam.lambda_mask_tv) for m in masks]
+            sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+            terms.append((sparsity + smooth, {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}))
+        if lam.lambda_id > 0:
+            terms.append(l1_loss(G(x_real, c_org), x_real, lam.lambda_id, name="G/id"))
+        return terms
 
     @torch.no_grad()
     def log_grids(self, step: int) -> None:

@@ -154,8 +154,9 @@ def _distinct_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, num_workers: int,
                 pin_memory: bool = False) -> UserErrorLoader:
-    """Batches of ``dataset[key]`` in the sampler's order. Workers are not persistent because a new sampler
-    (and loader) is made each epoch; no worker seeding is needed since samples carry their own seeds.
+    """Batches of ``dataset[key]`` in the sampler's order, one loader per sampler (the trainers instead keep
+    one :func:`common.data.loader.training_loader` for the run and swap its sampler each epoch, so persistent
+    workers live across epochs); no worker seeding is needed since samples carry their own seeds.
 
     The loader gets its own generator: otherwise creating its iterator draws a base seed from the global
     torch RNG, and a run resumed mid-epoch (one extra iterator) would diverge from an uninterrupted one. A bad

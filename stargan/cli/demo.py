@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from common.checkpoint import load_checkpoint
-from common.config import from_dict
-from common.data.shapes import load_schema, make_dataset
+from common.config import apply_overrides, from_dict
+from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_schema, make_dataset
 from common.device import resolve_device
 from common.files import link_or_copy, write_json_atomic
 from common.runs import new_run_dir
@@ -38,7 +38,7 @@ DEMO_STARGAN = {
     "log": {"progress": True, "every_steps": 50, "image_every_steps": 500, "save_every_steps": 1000,
             "keep_last": 2},
 }
-DATA = {"n": 3000, "size": 32}
+DATA = {"n": 3000}
 CLASSIFIER = {"epochs": 2, "width": 16, "batch_size": 64}
 EVAL_RESERVE_S = 45.0
 
@@ -51,12 +51,34 @@ def colour_change_accuracy(metrics: dict, group: list[str]) -> tuple[float | Non
     return (sum(r["accuracy"] * r["n"] for r in rows) / n if n else None), n
 
 
+def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations: int | None,
+                    data_dir: Path, schema: dict, device: str, max_seconds: float):
+    config = copy.deepcopy(DEMO_STARGAN)
+    config["seed"] = seed
+    config["data"]["image_size"] = size
+    if iterations:
+        config["optim"].update(num_iters=iterations, num_iters_decay=iterations // 3)
+    config["data"]["datasets"] = [{
+        "name": "shapes", "format": "celeba", "image_dir": str(data_dir / "images"),
+        "attr_path": str(data_dir / "list_attr_celeba.txt"),
+        "partition_path": str(data_dir / "list_eval_partition.txt"),
+        "selected_attrs": schema["attrs"], "exclusive": schema["exclusive"], "crop_size": None,
+    }]
+    config["run"].update(device=device, max_seconds=max_seconds)
+    return from_dict(StarGANConfig, apply_overrides(config, overrides), source="stargan demo --set")
+
+
 def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str = "auto", seed: int = 0,
-             out_root: Path = Path("runs"), n_images: int | None = None, iterations: int | None = None) -> dict:
+             out_root: Path = Path("runs"), n_images: int | None = None, iterations: int | None = None,
+             overrides: tuple[str, ...] = (), size: int = 32) -> dict:
     """Run the whole demo, logging its progress and results; returns a summary dict (also written beside the
     results as demo.json).
 
-    ``n_images`` / ``iterations`` shrink the demo (tests); the LR still decays over the last third."""
+    ``n_images`` / ``iterations`` shrink the demo (tests); the LR still decays over the last third.
+    ``overrides`` (``KEY=VALUE``) change the StarGAN config; ``size`` is the image side."""
+    # Checked before any work: a bad --set must not cost the dataset and the classifier first.
+    _stargan_config(overrides, seed, size, iterations, Path("data"),
+                    {"attrs": list(SHAPES_ATTRS), "exclusive": [list(g) for g in SHAPES_EXCLUSIVE]}, "cpu", 60.0)
     t0 = time.perf_counter()
     budget_s = budget_minutes * 60.0
     dev = resolve_device(device)
@@ -66,29 +88,18 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
 
     data_dir = out / "data"
     n_images = n_images or DATA["n"]
-    log.info(f"[demo] 1/4 making the shapes dataset ({n_images} images, {DATA['size']}x{DATA['size']}) ...")
-    made = make_dataset(data_dir, n=n_images, size=DATA["size"], seed=seed)
+    log.info(f"[demo] 1/4 making the shapes dataset ({n_images} images, {size}x{size}) ...")
+    made = make_dataset(data_dir, n=n_images, size=size, seed=seed)
     schema = load_schema(data_dir)
     colours = schema["exclusive"][0]
 
     log.info("[demo] 2/4 training the attribute classifier used for scoring ...")
     clf_path = out / "classifier.pt"
     clf_meta = train_attribute_classifier(data_dir, clf_path, schema["attrs"], schema["exclusive"],
-                                          image_size=DATA["size"], seed=seed, device=str(dev), **CLASSIFIER)
+                                          image_size=size, seed=seed, device=str(dev), **CLASSIFIER)
 
     remaining = budget_s - (time.perf_counter() - t0) - EVAL_RESERVE_S
-    config = copy.deepcopy(DEMO_STARGAN)
-    config["seed"] = seed
-    if iterations:
-        config["optim"].update(num_iters=iterations, num_iters_decay=iterations // 3)
-    config["data"]["datasets"] = [{
-        "name": "shapes", "format": "celeba", "image_dir": str(data_dir / "images"),
-        "attr_path": str(data_dir / "list_attr_celeba.txt"),
-        "partition_path": str(data_dir / "list_eval_partition.txt"),
-        "selected_attrs": schema["attrs"], "exclusive": schema["exclusive"], "crop_size": None,
-    }]
-    config["run"].update(device=str(dev), max_seconds=max(30.0, remaining))
-    cfg = from_dict(StarGANConfig, config, source="stargan demo")
+    cfg = _stargan_config(overrides, seed, size, iterations, data_dir, schema, str(dev), max(30.0, remaining))
     log.info(f"[demo] 3/4 training StarGAN ({cfg.optim.num_iters} iterations, at most "
              f"{fmt_seconds(cfg.run.max_seconds)}) ...")
     t_train = time.perf_counter()

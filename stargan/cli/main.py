@@ -209,9 +209,15 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
 @click.option("--budget-minutes", default=5.0, show_default=True, type=click.FloatRange(min=1.0),
               help="Wall-clock budget for the whole demo; StarGAN training stops early to respect it.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--size", default=32, show_default=True, type=click.IntRange(min=16),
+              help="Image side of the shapes data and the StarGAN (a multiple of 16).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a value of the demo's StarGAN config, e.g. --set network.attention_mask=true "
+                   "(repeatable; checked before any work).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
-def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> None:
+def demo(out: Path | None, budget_minutes: float, seed: int, size: int, overrides: tuple[str, ...],
+         device: str) -> None:
     """Make a synthetic dataset, train a small StarGAN on it, evaluate it, and write a picture.
 
     No data and no flags needed. Writes the shapes dataset, an attribute classifier, a StarGAN run folder
@@ -220,7 +226,7 @@ def demo(out: Path | None, budget_minutes: float, seed: int, device: str) -> Non
     """
     from stargan.cli.demo import run_demo
 
-    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed)
+    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed, overrides=overrides, size=size)
 
 
 @cli.command()
