@@ -20,8 +20,9 @@ TRANSLATE_OPTIONS = ("eval", "aligned")
 def _load(ckpt: dict, source: str) -> LoadedModel:
     # Eval mode (running statistics, no dropout): deterministic and independent of the batch, what scores need.
     cfg, generator = generator_from_checkpoint(ckpt, source)
-    return LoadedModel(nets={"G": generator}, config=cfg, image_size=cfg.data.crop_size,
-                       multiple=input_sides(cfg.network)[0])
+    multiple, min_side = input_sides(cfg.network)
+    return LoadedModel(nets={"G": generator}, config=cfg, image_size=cfg.data.crop_size, multiple=multiple,
+                       min_side=min_side, image_channels={"G": cfg.network.input_nc})
 
 
 def _translator(ckpt: dict, source: str, options: Mapping[str, Any], device: torch.device) -> Translator:

@@ -30,8 +30,8 @@ def build_networks(cfg: Pix2PixConfig) -> dict[str, nn.Module]:
 
 
 def input_sides(net: NetworkConfig) -> tuple[int, int]:
-    """``(multiple, minimum)`` of the input sides G takes: a ResNet any multiple of 4 (from 8 with a norm
-    layer), a U-Net multiples of 128 (unet_128) or 256 (unet_256), its bottom reaching 1x1."""
+    """``(multiple, minimum)`` of the input sides G takes: a ResNet any multiple of 4 from 8, a U-Net
+    multiples of 128 (unet_128) or 256 (unet_256), its bottom reaching 1x1."""
     return generator_input_sides(net.netG, net.norm)
 
 

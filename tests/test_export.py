@@ -138,6 +138,7 @@ def test_pix2pix_export_translates_bit_for_bit_in_both_modes(tmp_path, pix2pix_r
     run(["export", "--checkpoint", pix2pix_run, "--out", out])
     doc = json.loads((out / "export.json").read_text())
     assert list(doc["nets"]) == ["G"] and doc["config"]["network"]["norm"] == "batch" and doc["labels"] is None
+    assert doc["image"]["min_side"] == 8 and doc["image"]["channels"] == {"G": 3}  # tiny: resnet_6blocks
     # The paper's mode (batch statistics, dropout on, seeded) and --eval both run the exported weights alike.
     by_ckpt = {mode: _translate(pix2pix_run, inputs, tmp_path / f"c{i}", *flags)
                for i, (mode, flags) in enumerate({"paper": (), "eval": ("--eval",)}.items())}
@@ -247,6 +248,13 @@ def test_out_is_never_silently_overwritten(tmp_path, cyclegan_run, stargan_run):
     assert json.loads((out / "export.json").read_text())["nets"] == {
         "G": {"role": "generator", "file": "generator.safetensors"}}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temp or old folders left
+    # A file of the user's inside an export folder is never taken with it.
+    (out / "mynotes.txt").write_text("keep me")
+    _error(["export", "--checkpoint", cyclegan_run, "--out", out, "--overwrite"], "mynotes.txt")
+    assert (out / "mynotes.txt").read_text() == "keep me"
+    assert json.loads((out / "export.json").read_text())["nets"] == {
+        "G": {"role": "generator", "file": "generator.safetensors"}}
+    (out / "mynotes.txt").unlink()
 
     other = make_image_folder(tmp_path / "pictures", 1)[0].parent
     _error(["export", "--checkpoint", cyclegan_run, "--out", other, "--overwrite"], "no export.json")

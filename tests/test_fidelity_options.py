@@ -129,6 +129,7 @@ def test_epoch_families_keep_and_use_an_ema(tmp_path, unpaired_root, family):
     (["--set", "network.g_conv_dim=0"], "network.g_conv_dim"),
     (["--set", "loss.lambda_mask=0.1"], "network.attention_mask"),
     (["--size", "40"], "data.image_size"),
+    (["--set", "data.image_size=64"], "--size"),
 ])
 def test_demo_checks_its_options_before_any_work(tmp_path, args, named):
     result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", *args], code=2)

@@ -166,6 +166,16 @@ def test_cli_scores_model_and_baselines_with_counts(tmp_path, view, no_fid_weigh
     assert evaluated["mode"] == "eval" and evaluated["scores"]["train_mean"] == scores["train_mean"]
 
 
+def test_the_two_modes_keep_their_own_default_folders(tmp_path, view, no_fid_weights):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    ckpt = _untrained_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", view)
+    _evaluate("--checkpoint", ckpt)
+    _evaluate("--checkpoint", ckpt, "--eval")
+    modes = {folder: json.loads((tmp_path / "run" / folder / "metrics.json").read_text())["mode"]
+             for folder in ("eval", "eval-evalmode")}
+    assert modes["eval"] != modes["eval-evalmode"] == "eval"
+
+
 def test_cli_phase_max_images_and_moved_data(tmp_path, view, no_fid_weights):
     ckpt = _untrained_checkpoint(tmp_path / "p.pt", tmp_path / "gone")
     r = _evaluate("--checkpoint", ckpt, code=2)

@@ -53,6 +53,13 @@ def check_destination(out: Path, overwrite: bool) -> None:
     if not is_export(out):
         raise UserError(f"--out {out}: holds files but no {EXPORT_JSON}; --overwrite only replaces an earlier "
                         "export, choose another folder")
+    # Replacing the folder would take everything in it: only an export's own files may go.
+    own = {EXPORT_JSON, *(entry["file"] for entry in read_document(out / EXPORT_JSON)["nets"].values())}
+    others = sorted(p.name for p in out.iterdir() if p.name not in own)
+    if others:
+        raise UserError(f"--out {out}: holds files that are not part of its export ({', '.join(others[:3])}"
+                        f"{' ...' if len(others) > 3 else ''}); --overwrite replaces only an export's own files: "
+                        "move them, or choose another folder")
 
 
 def _fsync_file(path: Path) -> None:

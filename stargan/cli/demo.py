@@ -14,6 +14,7 @@ from common.checkpoint import load_checkpoint
 from common.config import apply_overrides, from_dict
 from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_schema, make_dataset
 from common.device import resolve_device
+from common.errors import UserError
 from common.files import link_or_copy, write_json_atomic
 from common.runs import new_run_dir
 from common.tables import fmt_percent, fmt_seconds
@@ -53,6 +54,10 @@ def colour_change_accuracy(metrics: dict, group: list[str]) -> tuple[float | Non
 
 def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations: int | None,
                     data_dir: Path, schema: dict, device: str, max_seconds: float):
+    for text in overrides:
+        if text.split("=", 1)[0].strip() in ("data.image_size", "data.datasets"):
+            # The demo makes its data at --size: the StarGAN must see it at that size, from that folder.
+            raise UserError(f"--set {text!r}: the demo sets this itself; use --size for the image side")
     config = copy.deepcopy(DEMO_STARGAN)
     config["seed"] = seed
     config["data"]["image_size"] = size

@@ -120,7 +120,7 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
               help="StarGAN: attribute classifier from `train-classifier` (without it, accuracies are skipped).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.json and the sample grids [default: RUN/eval for RUN/checkpoints/*.pt, "
-                   "else ./eval].")
+                   "else ./eval; pix2pix --eval: RUN/eval-evalmode].")
 @click.option("--fid-weights", default=None, type=click.Path(path_type=Path),
               help="The FID Inception weights (pt_inception-2015-12-05-6726825d.pth); without them FID/KID are "
                    "skipped.")

@@ -193,7 +193,8 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
                     ) -> dict[str, Any]:
     """Evaluate the paired model of ``checkpoint`` (a file or run folder; ``ckpt``: its contents, when already
     loaded) on ``phase`` of its dataset (``data_dir``, default the config's ``data.root``); see the module
-    docstring. Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` (default ``RUN/eval``) and returns
+    docstring. Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` (default ``RUN/eval``, with
+    ``eval_mode`` ``RUN/eval-evalmode``) and returns
     the metrics."""
     t0 = time.perf_counter()
     if batch_size < 1:
@@ -243,6 +244,8 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     result["scores"]["noise_floor"] = floor
 
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
+    if out_dir is None and eval_mode:  # its own folder: a second mode must not replace the first one's results
+        out = out.with_name(out.name + "-evalmode")
     out.mkdir(parents=True, exist_ok=True)
     outputs = {"metrics": str(out / METRICS_FILE)}
     if grid is not None:
