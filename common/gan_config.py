@@ -72,8 +72,14 @@ class NetworkConfig:
     init_gain: float = 0.02
     input_nc: int = 3
     output_nc: int = 3
+    # Not an official option: G paints a colour image and a mask (GANimation); output = mask x colour +
+    # (1 - mask) x input, so the input comes back exactly where the mask is 0. Needs input_nc == output_nc.
+    attention_mask: bool = False
 
     def validate(self, where: str) -> None:
+        if self.attention_mask and self.input_nc != self.output_nc:
+            raise UserError(f"{where}: key 'network.attention_mask' needs network.input_nc == network.output_nc "
+                            f"(the mask blends output and input), got {self.input_nc} and {self.output_nc}")
         for key in ("ngf", "ndf", "n_layers_D", "input_nc", "output_nc"):
             if getattr(self, key) < 1:
                 raise UserError(f"{where}: key 'network.{key}' must be >= 1, got {getattr(self, key)}")

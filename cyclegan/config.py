@@ -21,7 +21,9 @@ class DataConfig(ImageDataConfig):
 
 @dataclass
 class LossConfig:
-    """lambda_identity is relative: the identity L1 of G_A is weighted lambda_identity * lambda_B (official)."""
+    """lambda_identity is relative: the identity L1 of G_A is weighted lambda_identity * lambda_B (official).
+    lambda_mask, lambda_mask_tv (not official; 0 = off): GANimation's penalties on the attention masks
+    (``network.attention_mask``) of the four translations of a step: their mean and total variation."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0
@@ -29,10 +31,12 @@ class LossConfig:
     lambda_identity: float = 0.5
     lambda_gp: float = 10.0
     pool_size: int = 50
+    lambda_mask: float = 0.0
+    lambda_mask_tv: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
-                                                 "pool_size"))
+                                                 "pool_size", "lambda_mask", "lambda_mask_tv"))
 
 
 @dataclass
@@ -48,6 +52,9 @@ class CycleGANConfig(TrainConfig):
         super().validate(where)
         for key, side in self.data.network_sides().items():
             self.network.check_side(where, key, side)
+        if (self.loss.lambda_mask or self.loss.lambda_mask_tv) and not self.network.attention_mask:
+            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv' need network.attention_mask: "
+                            "true (they penalise the attention mask)")
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
             raise UserError(
                 f"{where}: key 'loss.lambda_identity' must be 0 when network.input_nc != network.output_nc"

@@ -17,7 +17,7 @@ DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 def build_generator(net: NetworkConfig, in_channels: int, out_channels: int) -> nn.Module:
     return define_generator(
         net.netG, in_channels=in_channels, out_channels=out_channels, ngf=net.ngf, norm=net.norm,
-        dropout=net.dropout, init_type=net.init_type, init_gain=net.init_gain,
+        dropout=net.dropout, init_type=net.init_type, init_gain=net.init_gain, attention_mask=net.attention_mask,
     )
 
 

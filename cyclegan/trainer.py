@@ -14,6 +14,7 @@ from common.data.images import to_channels
 from common.data.unpaired import UnpairedDataset, UnpairedSampler
 from common.distributed import allreduce_gradients
 from common.epoch_trainer import EpochTrainer
+from common.layers.masked_output import mask_penalties
 from common.losses import cycle_loss, discriminator_loss, gan_loss, gradient_penalty, identity_loss
 from common.pool import ImagePool
 from common.training import set_requires_grad
@@ -64,11 +65,19 @@ class CycleGANTrainer(EpochTrainer):
         frozen = [self.nets["D_A"], self.nets["D_B"]]
         logs: dict[str, torch.Tensor] = {}
 
+        masks = []  # each translation's attention mask, taken before the next call of its G replaces it
+
+        def translated(G, name: str, x: torch.Tensor) -> torch.Tensor:
+            y = G(x)
+            if cfg.network.attention_mask:
+                masks.append(self.nets[name].attention.last_mask)
+            return y
+
         with prec.autocast():
-            fake_b = G_A(real_a)
-            rec_a = G_B(fake_b)
-            fake_a = G_B(real_b)
-            rec_b = G_A(fake_a)
+            fake_b = translated(G_A, "G_A", real_a)
+            rec_a = translated(G_B, "G_B", fake_b)
+            fake_a = translated(G_B, "G_B", real_b)
+            rec_b = translated(G_A, "G_A", fake_a)
 
         # G step. D's parameters are frozen so the adversarial terms do not fill D's .grad.
         set_requires_grad(frozen, False)
@@ -84,6 +93,10 @@ class CycleGANTrainer(EpochTrainer):
             terms.append(gan_loss(D_B(fake_a), True, mode, name="G/gan_B"))
             terms.append(cycle_loss(rec_a, real_a, lam.lambda_A, name="G/cycle_A"))
             terms.append(cycle_loss(rec_b, real_b, lam.lambda_B, name="G/cycle_B"))
+            if masks and (lam.lambda_mask or lam.lambda_mask_tv):
+                pairs = [mask_penalties(m.float(), lam.lambda_mask, lam.lambda_mask_tv) for m in masks]
+                sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+                terms.append((sparsity + smooth, {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:
             logs.update(values)

@@ -135,3 +135,28 @@ def test_demo_checks_its_options_before_any_work(tmp_path, args, named):
     result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", *args], code=2)
     assert result.output.count("\n") == 1 and named in result.output, result.output
     assert not (tmp_path / "demo").exists()
+
+
+def test_cyclegan_attention_mask_trains_logs_and_translates(tmp_path, unpaired_root):
+    sets = [f"data.root={unpaired_root}", "network.attention_mask=true", "loss.lambda_mask=0.1",
+            "loss.lambda_mask_tv=0.1"]
+    _train(CYCLEGAN, tmp_path / "out", sets)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
+    # Four translations per step, each mask's mean at most 1: the weighted sum is in (0, 4 x 0.1].
+    assert rows and all(0 < row["G/mask"] <= 4 * 0.1 and row["G/mask_tv"] >= 0 for row in rows)
+    nets = _latest(tmp_path / "out")["nets"]
+    last_conv = [v for k, v in nets["G_A"].items() if k.endswith("weight") and v.ndim == 4][-1]
+    assert last_conv.shape[0] == 4  # the last conv paints colour + mask
+    image = make_image_folder(tmp_path / "in", 1)[0]
+    run_cli(["translate", "--checkpoint", tmp_path / "out" / "00000-tiny", "--input", image,
+             "--output", tmp_path / "t", "--device", "cpu"])
+    assert (tmp_path / "t" / image.name).is_file()
+
+
+def test_cyclegan_mask_options_are_checked_by_key(tmp_path, unpaired_root):
+    root = f"data.root={unpaired_root}"
+    result = _train(CYCLEGAN, tmp_path / "out", [root, "loss.lambda_mask=0.1"], code=2)
+    assert "network.attention_mask" in result.output and result.output.count("\n") == 1
+    result = _train(CYCLEGAN, tmp_path / "out", [root, "network.attention_mask=true", "network.input_nc=1",
+                                                 "loss.lambda_identity=0"], code=2)
+    assert "network.attention_mask" in result.output and "input_nc" in result.output
