@@ -18,6 +18,16 @@ def run_cli(args, code: int = 0):
     return result
 
 
+def train_cli(config: str | Path, out: Path, sets: list[str], code: int = 0, resume: bool = False):
+    """``stargan train CONFIG --out OUT --device cpu --set ...`` (``--resume auto`` when ``resume``)."""
+    args = ["train", config, "--out", out, "--device", "cpu"]
+    for item in sets:
+        args += ["--set", item]
+    if resume:
+        args += ["--resume", "auto"]
+    return run_cli(args, code=code)
+
+
 def make_image_folder(root: str | Path, n: int, size: tuple[int, int] = (32, 32), seed: int = 0) -> list[Path]:
     """Write ``n`` random RGB PNGs ``img_000.png, ...`` of ``size`` (width, height) into ``root`` (created if
     needed) and return their paths, sorted. Same arguments -> same pixels."""

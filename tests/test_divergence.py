@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli, shapes_overrides
+from conftest import shapes_overrides, train_cli
 
 from common.checkpoint import list_checkpoints, load_checkpoint
 from common.config import load_config
@@ -19,15 +19,6 @@ from stargan.families import config_classes
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
 STARGAN = CONFIGS / "stargan" / "tiny.yaml"
-
-
-def _train(config: Path, out: Path, sets: list[str], code: int = 0, resume: bool = False):
-    args = ["train", config, "--out", out, "--device", "cpu"]
-    for item in sets:
-        args += ["--set", item]
-    if resume:
-        args += ["--resume", "auto"]
-    return run_cli(args, code=code)
 
 
 def _error_line(result) -> str:
@@ -60,7 +51,7 @@ def _stats_finite(run_dir: Path) -> bool:
 
 def test_cyclegan_huge_lr_stops_naming_step_and_loss(tmp_path, unpaired_root):
     out = tmp_path / "runs"
-    result = _train(CYCLEGAN, out, [f"data.root={unpaired_root}", "optim.lr=1e30"], code=2)
+    result = train_cli(CYCLEGAN, out, [f"data.root={unpaired_root}", "optim.lr=1e30"], code=2)
     line = _error_line(result)
     assert line.startswith("error: step 2: loss ") and "the run diverged" in line, line
     assert "nan" in line or "inf" in line, line
@@ -84,11 +75,11 @@ def test_diverging_resume_keeps_last_good_checkpoint_as_latest(tmp_path, unpaire
     else:  # saves at step 6 (num_iters)
         config, sets, healthy, huge = STARGAN, shapes_overrides(shapes), 2, ["optim.g_lr=1e30", "optim.d_lr=1e30"]
     sets = [*sets, "log.keep_last=1"]
-    _train(config, out, [*sets, f"run.stop_after_steps={healthy}"])
+    train_cli(config, out, [*sets, f"run.stop_after_steps={healthy}"])
     run_dir = out / "00000-tiny"
     good = run_dir / "checkpoints" / f"ckpt-{healthy:09d}.pt"
     before = good.read_bytes()
-    result = _train(config, out, [*sets, *huge], code=2, resume=True)
+    result = train_cli(config, out, [*sets, *huge], code=2, resume=True)
     line = _error_line(result)
     assert line.startswith("error: step ") and ": loss " in line and "the run diverged" in line, line
     assert int(line.split("step ", 1)[1].split(":", 1)[0]) > healthy
@@ -106,11 +97,11 @@ def test_infinite_loss_on_the_first_resumed_step_saves_nothing(tmp_path, unpaire
     beyond float32 makes the first resumed step's loss infinite, and nothing is saved or pruned."""
     out = tmp_path / "runs"
     sets = [f"data.root={unpaired_root}", "log.save_every_steps=1", "log.keep_last=1"]
-    _train(CYCLEGAN, out, [*sets, "run.stop_after_steps=2"])
+    train_cli(CYCLEGAN, out, [*sets, "run.stop_after_steps=2"])
     run_dir = out / "00000-tiny"
     good = run_dir / "checkpoints" / "ckpt-000000002.pt"
     before = good.read_bytes()
-    result = _train(CYCLEGAN, out, [*sets, "loss.lambda_A=1e39"], code=2, resume=True)
+    result = train_cli(CYCLEGAN, out, [*sets, "loss.lambda_A=1e39"], code=2, resume=True)
     line = _error_line(result)
     assert line.startswith("error: step 3: loss ") and "G/cycle_A is inf" in line, line
     assert [p for _, p in list_checkpoints(run_dir)] == [good] and good.read_bytes() == before
@@ -122,8 +113,8 @@ def test_cyclegan_resume_takes_the_configured_lr(tmp_path, unpaired_root):
     resumed run, not the ones stored in the optimizer state."""
     out = tmp_path / "runs"
     data = f"data.root={unpaired_root}"
-    _train(CYCLEGAN, out, [data, "run.stop_after_steps=2"])
-    _train(CYCLEGAN, out, [data, "optim.lr=0.0001", "optim.beta1=0.9"], resume=True)
+    train_cli(CYCLEGAN, out, [data, "run.stop_after_steps=2"])
+    train_cli(CYCLEGAN, out, [data, "optim.lr=0.0001", "optim.beta1=0.9"], resume=True)
     run_dir = out / "00000-tiny"
     rows = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     # Epoch 2 (steps 4-6) runs at half the base LR under the linear policy (n_epochs 1, n_epochs_decay 1).
@@ -135,7 +126,7 @@ def test_cyclegan_resume_takes_the_configured_lr(tmp_path, unpaired_root):
 
 def test_stargan_huge_lr_fresh_run_writes_no_checkpoint(tmp_path, shapes):
     out = tmp_path / "runs"
-    result = _train(STARGAN, out, [*shapes_overrides(shapes), "optim.g_lr=1e30", "optim.d_lr=1e30"], code=2)
+    result = train_cli(STARGAN, out, [*shapes_overrides(shapes), "optim.g_lr=1e30", "optim.d_lr=1e30"], code=2)
     line = _error_line(result)
     assert "error: step " in line and "no checkpoint was written" in line, line
     assert list_checkpoints(out / "00000-tiny") == []

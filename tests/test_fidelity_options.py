@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder, run_cli, shapes_overrides
+from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
 from pix2pix_helpers import make_aligned
 
 from common.checkpoint import load_checkpoint
@@ -20,15 +20,6 @@ CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
 PIX2PIX = CONFIGS / "pix2pix" / "tiny.yaml"
 
 
-def _train(config: Path, out: Path, sets: list[str], resume: bool = False, code: int = 0):
-    args = ["train", config, "--out", out, "--device", "cpu"]
-    for item in sets:
-        args += ["--set", item]
-    if resume:
-        args += ["--resume", "auto"]
-    return run_cli(args, code=code)
-
-
 def _latest(out: Path) -> dict:
     return load_checkpoint(out / "00000-tiny" / "checkpoints" / "latest.pt")
 
@@ -36,7 +27,7 @@ def _latest(out: Path) -> dict:
 def test_stargan_ema_is_checkpointed_resumed_exactly_and_used_for_translation(tmp_path, shapes):
     sets = shapes_overrides(shapes) + ["ema.decay=0.9", "ema.warmup=0", "optim.num_iters=8",
                                        "optim.num_iters_decay=4"]
-    _train(STARGAN, tmp_path / "full", sets)
+    train_cli(STARGAN, tmp_path / "full", sets)
     full = _latest(tmp_path / "full")
     assert set(full["nets"]) == {"G", "D", "G_ema"}
     g_updates = 8 // 2  # n_critic 2: one G step every second iteration
@@ -44,9 +35,9 @@ def test_stargan_ema_is_checkpointed_resumed_exactly_and_used_for_translation(tm
     assert any(not torch.equal(full["nets"]["G"][k], full["nets"]["G_ema"][k]) for k in full["nets"]["G"])
 
     # Stopped half-way and resumed: the average continues exactly.
-    _train(STARGAN, tmp_path / "split", sets + ["run.stop_after_steps=4"])
+    train_cli(STARGAN, tmp_path / "split", sets + ["run.stop_after_steps=4"])
     assert _latest(tmp_path / "split")["extra"]["ema_updates"] == {"G": 2}
-    _train(STARGAN, tmp_path / "split", sets, resume=True)
+    train_cli(STARGAN, tmp_path / "split", sets, resume=True)
     split = _latest(tmp_path / "split")
     for key, value in full["nets"]["G_ema"].items():
         assert torch.equal(value, split["nets"]["G_ema"][key]), key
@@ -59,10 +50,10 @@ def test_stargan_ema_is_checkpointed_resumed_exactly_and_used_for_translation(tm
 
 def test_ema_switched_on_at_a_resume_starts_from_the_resumed_weights(tmp_path, shapes):
     sets = shapes_overrides(shapes) + ["optim.num_iters=6", "optim.num_iters_decay=3"]
-    _train(STARGAN, tmp_path / "out", sets + ["run.stop_after_steps=4"])
+    train_cli(STARGAN, tmp_path / "out", sets + ["run.stop_after_steps=4"])
     resumed_g = _latest(tmp_path / "out")["nets"]["G"]
     assert "G_ema" not in _latest(tmp_path / "out")["nets"]
-    _train(STARGAN, tmp_path / "out", sets + ["ema.decay=0.5", "ema.warmup=0"], resume=True)
+    train_cli(STARGAN, tmp_path / "out", sets + ["ema.decay=0.5", "ema.warmup=0"], resume=True)
     ckpt = _latest(tmp_path / "out")
     # One G step (iteration 6) after the resume: average = 0.5 resumed + 0.5 new.
     assert ckpt["extra"]["ema_updates"] == {"G": 1}
@@ -74,7 +65,7 @@ def test_ema_switched_on_at_a_resume_starts_from_the_resumed_weights(tmp_path, s
 def test_stargan_attention_mask_identity_and_penalties_train_and_log(tmp_path, shapes):
     sets = shapes_overrides(shapes) + ["network.attention_mask=true", "loss.lambda_mask=0.1",
                                        "loss.lambda_mask_tv=0.1", "loss.lambda_id=5"]
-    _train(STARGAN, tmp_path / "out", sets)
+    train_cli(STARGAN, tmp_path / "out", sets)
     rows = [json.loads(line) for line in (tmp_path / "out" / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
     logged = {k for row in rows for k in row}
     assert {"G/mask", "G/mask_tv", "G/id"} <= logged
@@ -90,9 +81,9 @@ def test_stargan_attention_mask_identity_and_penalties_train_and_log(tmp_path, s
 
 
 def test_mask_penalties_without_the_mask_are_refused(tmp_path, shapes):
-    result = _train(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["loss.lambda_mask=0.1"], code=2)
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["loss.lambda_mask=0.1"], code=2)
     assert "network.attention_mask" in result.output and result.output.count("\n") == 1
-    result = _train(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["ema.decay=1"], code=2)
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["ema.decay=1"], code=2)
     assert "ema.decay" in result.output and "[0, 1)" in result.output
 
 
@@ -104,7 +95,7 @@ def test_epoch_families_keep_and_use_an_ema(tmp_path, unpaired_root, family):
         config, root, names = PIX2PIX, tmp_path / "pairs", ("G",)
         make_aligned(root, 4)
         make_aligned(root, 2, phase="test", seed=1)
-    _train(config, tmp_path / "out", [f"data.root={root}", "ema.decay=0.9"])
+    train_cli(config, tmp_path / "out", [f"data.root={root}", "ema.decay=0.9"])
     ckpt = _latest(tmp_path / "out")
     for name in names:
         assert f"{name}_ema" in ckpt["nets"]
@@ -140,7 +131,7 @@ def test_demo_checks_its_options_before_any_work(tmp_path, args, named):
 def test_cyclegan_attention_mask_trains_logs_and_translates(tmp_path, unpaired_root):
     sets = [f"data.root={unpaired_root}", "network.attention_mask=true", "loss.lambda_mask=0.1",
             "loss.lambda_mask_tv=0.1"]
-    _train(CYCLEGAN, tmp_path / "out", sets)
+    train_cli(CYCLEGAN, tmp_path / "out", sets)
     rows = [json.loads(line) for line in (tmp_path / "out" / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
     # Four translations per step, each mask's mean at most 1: the weighted sum is in (0, 4 x 0.1].
     assert rows and all(0 < row["G/mask"] <= 4 * 0.1 and row["G/mask_tv"] >= 0 for row in rows)
@@ -155,8 +146,8 @@ def test_cyclegan_attention_mask_trains_logs_and_translates(tmp_path, unpaired_r
 
 def test_cyclegan_mask_options_are_checked_by_key(tmp_path, unpaired_root):
     root = f"data.root={unpaired_root}"
-    result = _train(CYCLEGAN, tmp_path / "out", [root, "loss.lambda_mask=0.1"], code=2)
+    result = train_cli(CYCLEGAN, tmp_path / "out", [root, "loss.lambda_mask=0.1"], code=2)
     assert "network.attention_mask" in result.output and result.output.count("\n") == 1
-    result = _train(CYCLEGAN, tmp_path / "out", [root, "network.attention_mask=true", "network.input_nc=1",
+    result = train_cli(CYCLEGAN, tmp_path / "out", [root, "network.attention_mask=true", "network.input_nc=1",
                                                  "loss.lambda_identity=0"], code=2)
     assert "network.attention_mask" in result.output and "input_nc" in result.output
