@@ -4,13 +4,17 @@
     python benchmarks/bench_data.py --data datasets/celeba/images --attr datasets/celeba/list_attr_celeba.txt
     python benchmarks/bench_data.py --step-images-per-s 900           # the step's rate, measured elsewhere
     python benchmarks/bench_data.py --step                            # time the StarGAN step here too
+    python benchmarks/bench_data.py --sources original,resized        # also a pre-resized copy (resize-dataset)
 
 The loader is built as the trainer builds it (``common.data.loader.training_loader`` with the run options:
 workers, pinned memory on CUDA, persistent workers, prefetch) over the official CelebA pipeline (178 centre
-crop, bilinear resize to 128, flip), decoding with PIL (what training uses) and with torchvision.io
+crop, bilinear resize to 128, flip), with each ``data.decoder``: PIL (the default, official) and torchvision.io
 (``common.data.decode``; same pixels within a level or two). Without ``--data`` it writes ``--n`` synthetic
-178x218 JPEGs to a temporary folder. Each row reports images/s after the workers' start-up and, given the
-step's images/s, their ratio: a loader below 1x starves the GPU, and at 2x it keeps up with room to spare.
+178x218 JPEGs to a temporary folder. ``--sources ...,resized`` also measures the copy ``stargan resize-dataset``
+writes (128x128 PNGs read with crop_size null: the same tensors): ``--resized DIR`` names an existing copy,
+otherwise one is written to the temporary folder first and its one-time cost is printed. Each row reports
+images/s after the workers' start-up and, given the step's images/s, their ratio: a loader below 1x starves the
+GPU, and at 2x it keeps up with room to spare.
 """
 from __future__ import annotations
 
@@ -25,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -34,11 +37,11 @@ for folder in (ROOT, HERE):
         sys.path.insert(0, str(folder))
 
 from common.data.celeba_attrs import attr_file_text  # noqa: E402
-from common.data.decode import crop_resize_flip, decode_rgb  # noqa: E402
 from common.data.loader import available_cpus, loader_options, resolve_workers, training_loader  # noqa: E402
 from common.train_config import RunConfig  # noqa: E402
 from stargan.data import BatchStream  # noqa: E402
-from stargan.datasets import CelebADataset, flip_from_seed  # noqa: E402
+from stargan.datasets import CelebADataset  # noqa: E402
+from stargan.resized import make_resized  # noqa: E402
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 
@@ -63,23 +66,23 @@ def write_synthetic(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     return images, attr
 
 
-class TorchvisionDecoded(Dataset):
-    """The same samples as a CelebA dataset, decoded and resized with torchvision (common/data/decode.py)."""
+def resized_copy(image_dir: Path, attr: Path, tmp: Path, given: Path | None) -> tuple[Path, Path]:
+    """The images folder and attribute file of a 178-crop, 128-pixel copy: ``given``, or one written into
+    ``tmp`` (its one-time cost printed)."""
+    if given is not None:
+        return given / "images", given / "list_attr_celeba.txt"
+    src = attr.parent
+    if image_dir.resolve() != (src / "images").resolve():
+        raise SystemExit(f"--sources resized: {image_dir} is not {src / 'images'}; resize-dataset reads a "
+                         "CelebA-format folder (images/ beside list_attr_celeba.txt): make the copy with it and pass "
+                         "--resized DIR")
+    summary = make_resized(src, tmp / "resized", image_size=128, crop_size=178)
+    print(f"resized copy: {summary['rows']} images in {summary['seconds']:.1f} s with {summary['workers']} "
+          f"processes ({summary['rows'] / summary['seconds']:.1f} images/s, once)", flush=True)
+    return Path(summary["images"]), Path(summary["attr_file"])
 
-    def __init__(self, base: CelebADataset):
-        self.base = base
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, item):
-        index, seed = item
-        flip = self.base.flip and flip_from_seed(seed)
-        image = crop_resize_flip(decode_rgb(self.base.files[index]), self.base.image_size, self.base.crop_size, flip)
-        return image, self.base.labels[index].clone()
-
-
-def loader_rate(dataset: Dataset, workers: int, batch_size: int, seconds: float, device: torch.device) -> dict:
+def loader_rate(dataset, workers: int, batch_size: int, seconds: float, device: torch.device) -> dict:
     """Images/s of the trainer's loader over ``dataset`` with ``workers`` workers, after its first batches."""
     options = loader_options(RunConfig(num_workers=workers), device)
     stream = BatchStream(len(dataset), batch_size, seed=0, stream=0)
@@ -121,7 +124,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="synthetic images to write (default 2000)")
     ap.add_argument("--workers", default=None, help="comma-separated worker counts (default: 0, 2, 4, ... up to "
                                                     "the CPUs, and auto)")
-    ap.add_argument("--decoders", default="pil,torchvision")
+    ap.add_argument("--decoders", default="pil,torchvision", help="data.decoder values to measure")
+    ap.add_argument("--sources", default="original",
+                    help="comma-separated: original (178x218 JPEGs, crop 178, resize 128) and/or resized (the "
+                         "resize-dataset copy: 128x128 PNGs, crop null)")
+    ap.add_argument("--resized", type=Path, default=None, help="an existing resize-dataset copy (crop 178, size 128) "
+                                                                "of the data (default: write one to a temp folder)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
     ap.add_argument("--step-images-per-s", type=float, default=None, help="the training step's images/s")
@@ -141,18 +149,21 @@ def main() -> None:
             image_dir, attr = write_synthetic(Path(tmp), args.n)
         else:
             image_dir, attr = args.data, args.attr or args.data.parent / "list_attr_celeba.txt"
-        base = CelebADataset(image_dir, attr, ATTRS, mode="train", image_size=128, crop_size=178, flip=True,
-                             test_count=min(2000, args.n // 10))
-        datasets = {"pil": base, "torchvision": TorchvisionDecoded(base)}
+        sources = {"original": (image_dir, attr, 178)}
+        if "resized" in args.sources.split(","):
+            sources["resized"] = (*resized_copy(Path(image_dir), Path(attr), Path(tmp), args.resized), None)
         step = args.step_images_per_s
         if step is None and args.step:
             step = step_rate(str(device), args.step_precision or ("amp_bf16" if device.type == "cuda" else "fp32"))
         rows = []
-        for decoder in args.decoders.split(","):
-            for workers in counts:
-                row = {"decoder": decoder, "workers": workers}
+        for source in [s for s in args.sources.split(",") if s in sources]:
+            for decoder, workers in [(d, w) for d in args.decoders.split(",") for w in counts]:
+                row = {"data": source, "decoder": decoder, "workers": workers}
                 try:
-                    row.update(loader_rate(datasets[decoder], workers, args.batch_size, args.seconds, device))
+                    folder, labels, crop = sources[source]
+                    dataset = CelebADataset(folder, labels, ATTRS, mode="train", image_size=128, crop_size=crop,
+                                            flip=True, test_count=min(2000, args.n // 10), decoder=decoder)
+                    row.update(loader_rate(dataset, workers, args.batch_size, args.seconds, device))
                     if step:
                         row["vs_step"] = row["images_per_s"] / step
                 except Exception as err:  # noqa: BLE001 - one failed row is reported, the others still run
@@ -161,11 +172,11 @@ def main() -> None:
                 print(row, flush=True)
     lines = [f"StarGAN CelebA loader, batch {args.batch_size}, {cpus} CPUs, device {device}; step consumes "
              + (f"{step:.1f} images/s" if step else "(not given)"), "",
-             "| decoder | workers | images/s | loader / step | note |", "|---|---|---|---|---|"]
+             "| data | decoder | workers | images/s | loader / step | note |", "|---|---|---|---|---|---|"]
     for r in rows:
         rate = f"{r['images_per_s']:.1f}" if "images_per_s" in r else ""
         ratio = f"{r['vs_step']:.2f}x" if "vs_step" in r else ""
-        lines.append(f"| {r['decoder']} | {r['workers']} | {rate} | {ratio} | {r.get('error', '')} |")
+        lines.append(f"| {r['data']} | {r['decoder']} | {r['workers']} | {rate} | {ratio} | {r.get('error', '')} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

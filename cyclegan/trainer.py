@@ -50,7 +50,7 @@ class CycleGANTrainer(EpochTrainer):
         d = cfg.data
         self.dataset = UnpairedDataset(
             d.root, phase="train", preprocess=d.preprocess, load_size=d.load_size, crop_size=d.crop_size,
-            flip=d.flip, max_dataset_size=d.max_dataset_size, on_bad_image=d.on_bad_image,
+            flip=d.flip, max_dataset_size=d.max_dataset_size, on_bad_image=d.on_bad_image, decoder=d.decoder,
         )
         self.len_a, self.len_b = len(self.dataset.paths_a), len(self.dataset.paths_b)
         self._open(out_root, resume)

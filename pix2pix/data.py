@@ -17,12 +17,12 @@ import random
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from common.data.aligned import DIRECTIONS, aligned_files, oriented, read_aligned
-from common.data.images import find_images, load_rgb, to_tensor
-from common.data.transforms import check_mode, preprocess
+from common.data.decode import check_decoder, read_picture
+from common.data.images import find_images, to_tensor
+from common.data.transforms import Picture, check_mode, picture_size, preprocess
 from common.errors import UserError
 
 FORMATS = ("aligned", "folders")
@@ -77,15 +77,18 @@ def paired_files(root: str | os.PathLike, phase: str = "train", format: str = "a
     return [(side_a[stem], side_b[stem]) for stem in sorted(side_a)][:max_dataset_size]
 
 
-def load_pair(path: str | os.PathLike, partner: str | os.PathLike | None = None) -> tuple[Image.Image, Image.Image]:
+def load_pair(path: str | os.PathLike, partner: str | os.PathLike | None = None,
+              decoder: str = "pil") -> tuple[Picture, Picture]:
     """The A and B images of a pair: the halves of the aligned file ``path`` (no ``partner``), or the files
-    ``path`` (A) and ``partner`` (B), which must have the same size."""
+    ``path`` (A) and ``partner`` (B), which must have the same size. PIL images, or uint8 tensors with
+    ``decoder`` ``torchvision``."""
     if partner is None:
-        return read_aligned(path)
-    image, other = load_rgb(path), load_rgb(partner)
-    if image.size != other.size:
-        raise UserError(f"{path} is {image.size[0]}x{image.size[1]} but its partner {partner} is "
-                        f"{other.size[0]}x{other.size[1]}; the two sides of a pair must have the same size")
+        return read_aligned(path, decoder)
+    image, other = read_picture(path, decoder), read_picture(partner, decoder)
+    (w, h), (w_other, h_other) = picture_size(image), picture_size(other)
+    if (w, h) != (w_other, h_other):
+        raise UserError(f"{path} is {w}x{h} but its partner {partner} is {w_other}x{h_other}; the two sides of "
+                        "a pair must have the same size")
     return image, other
 
 
@@ -111,13 +114,15 @@ class PairedDataset(Dataset):
 
     ``on_bad_image='skip'`` replaces a pair that cannot be used (unreadable, odd aligned width, sides of
     different sizes) by the next usable one and counts the replaced pairs in ``'skipped'``; ``'error'`` raises
-    the UserError naming it."""
+    the UserError naming it. ``decoder``: ``pil`` or ``torchvision`` (:mod:`common.data.decode`)."""
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", format: str = "aligned",
                  direction: str = "AtoB", preprocess: str = "resize_and_crop", load_size: int = 286,
                  crop_size: int = 256, flip: bool = True, max_dataset_size: int | None = None,
-                 on_bad_image: str = "error"):
+                 on_bad_image: str = "error", decoder: str = "pil"):
         check_mode(preprocess)
+        check_decoder(decoder)
+        self.decoder = decoder
         _check_choice("direction", direction, DIRECTIONS)
         _check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
         self.root, self.direction, self.on_bad_image = Path(root), direction, on_bad_image
@@ -127,7 +132,7 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _transform(self, image: Image.Image, seed: int) -> torch.Tensor:
+    def _transform(self, image: Picture, seed: int) -> torch.Tensor:
         # The same seed for both sides: equal sizes then give the same crop offsets and the same flip.
         return preprocess(image, self.preprocess, self.load_size, self.crop_size, self.flip, random.Random(seed))
 
@@ -137,7 +142,7 @@ class PairedDataset(Dataset):
         for offset in range(n):
             path, partner = self.pairs[(index + offset) % n]
             try:
-                sides = load_pair(path, partner)
+                sides = load_pair(path, partner, self.decoder)
                 a, b = (self._transform(image, seed) for image in sides)
             except UserError:
                 if self.on_bad_image == "error":

@@ -47,7 +47,7 @@ class Pix2PixTrainer(EpochTrainer):
         self.dataset = PairedDataset(
             d.root, phase=d.phase, format=d.format, direction=d.direction, preprocess=d.preprocess,
             load_size=d.load_size, crop_size=d.crop_size, flip=d.flip, max_dataset_size=d.max_dataset_size,
-            on_bad_image=d.on_bad_image,
+            on_bad_image=d.on_bad_image, decoder=d.decoder,
         )
         self._open(out_root, resume)
 

@@ -59,10 +59,16 @@ class DatasetConfig:
 
 @dataclass
 class DataConfig:
+    """decoder: how training and evaluation read the images of every dataset: ``pil`` (the official
+    pipeline) or ``torchvision`` (torchvision.io's decoders and its antialiased uint8 resize, usually faster;
+    pixels within a level or two of PIL's, identical when nothing is resized, e.g. on a copy written by
+    ``stargan resize-dataset`` read with crop_size null)."""
+
     datasets: list[DatasetConfig] = field(default_factory=lambda: [DatasetConfig()])
     image_size: int = 128
     batch_size: int = 16
     flip: bool = True
+    decoder: Literal["pil", "torchvision"] = "pil"
 
     def validate(self, where: str) -> None:
         if not self.datasets:

@@ -7,6 +7,7 @@ from torch.utils.data import Sampler
 from common.errors import UserError
 from stargan.config import DataConfig, DatasetConfig
 from stargan.datasets import CelebADataset, CsvDataset, ImageFolderDataset
+from stargan.resized import check_copy_use
 
 
 def build_dataset(entry: DatasetConfig, data: DataConfig, mode: str):
@@ -14,18 +15,20 @@ def build_dataset(entry: DatasetConfig, data: DataConfig, mode: str):
     flip = data.flip and mode == "train"
     loss_kw = {"exclusive_loss": entry.exclusive_loss} if entry.exclusive_loss else {}
     if entry.format == "celeba":
+        check_copy_use(entry.image_dir, data.image_size, entry.crop_size)
         return CelebADataset(entry.image_dir, entry.attr_path, entry.selected_attrs, mode=mode,
                              image_size=data.image_size, crop_size=entry.crop_size, flip=flip,
                              test_count=entry.test_count, split_seed=entry.split_seed,
-                             exclusive=entry.exclusive or None, partition_path=entry.partition_path, **loss_kw)
+                             exclusive=entry.exclusive or None, partition_path=entry.partition_path,
+                             decoder=data.decoder, **loss_kw)
     if entry.format == "imagefolder":
         return ImageFolderDataset(entry.image_dir, image_size=data.image_size, crop_size=entry.crop_size,
                                   mode=mode, flip=flip, test_fraction=entry.test_fraction,
-                                  split_seed=entry.split_seed, group_name=entry.name)
+                                  split_seed=entry.split_seed, group_name=entry.name, decoder=data.decoder)
     return CsvDataset(entry.image_dir, entry.attr_path, image_size=data.image_size, crop_size=entry.crop_size,
                       mode=mode, flip=flip, exclusive=entry.exclusive or None, test_fraction=entry.test_fraction,
                       split_seed=entry.split_seed, selected_attrs=entry.selected_attrs or None,
-                      **loss_kw)
+                      decoder=data.decoder, **loss_kw)
 
 
 def _mix(*values: int) -> int:

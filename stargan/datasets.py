@@ -12,7 +12,9 @@ gets identical batches for any worker count and after any resume.
 Transform (official StarGAN): center-crop ``crop_size`` (clamped to the image's shorter side, where
 torchvision would pad with black), resize to ``image_size`` (PIL bilinear, as torchvision's ``Resize`` on
 PIL images), optional flip, then ``(x / 255 - 0.5) / 0.5``. :func:`load_test_image` is that transform (no flip)
-for one file outside a dataset.
+for one file outside a dataset. ``decoder="torchvision"`` (config ``data.decoder``) decodes and resizes with
+torchvision instead (:mod:`common.data.decode`): the same pixels within a level or two, exactly the same when no
+resize happens (e.g. a copy written by :func:`stargan.resized.make_resized`, read with ``crop_size=None``).
 
 Train/test split (:func:`split_indices`, shared by all three): the official CelebA rule. The data rows are
 shuffled with ``random.Random(seed)`` (the same permutation as the official ``random.seed(1234);
@@ -36,6 +38,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from common.data.celeba_attrs import read_celeba_attrs
+from common.data.decode import check_decoder, crop_resize_flip, decode_rgb
 from common.data.images import check_listed_name, find_images, load_rgb, to_tensor
 from common.errors import UserError
 from common.labels.schema import Group, LabelSchema, Loss
@@ -84,9 +87,9 @@ def _fraction_to_count(n: int, test_fraction: float, where: str) -> int:
     return 0 if test_fraction == 0 else max(1, round(n * test_fraction))
 
 
-def partition_indices(path: str | os.PathLike, filenames: Sequence[str], mode: str) -> list[int]:
-    """Rows of ``filenames`` in ``mode`` per a CelebA ``list_eval_partition.txt`` (``<file> 0|1|2``: train,
-    val, test). Train takes 0 and 1 (the official StarGAN code trains on everything but its test split)."""
+def read_partition(path: str | os.PathLike) -> dict[str, int]:
+    """``{file: 0|1|2}`` of a CelebA ``list_eval_partition.txt`` (train, val, test), in file order; errors name
+    the file and line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: partition file not found")
@@ -102,6 +105,13 @@ def partition_indices(path: str | os.PathLike, filenames: Sequence[str], mode: s
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
             raise UserError(f"{path}:{lineno}: expected '<file> 0|1|2', got {line.strip()!r}")
         part[fields[0]] = int(fields[1])
+    return part
+
+
+def partition_indices(path: str | os.PathLike, filenames: Sequence[str], mode: str) -> list[int]:
+    """Rows of ``filenames`` in ``mode`` per a CelebA ``list_eval_partition.txt`` (``<file> 0|1|2``: train,
+    val, test). Train takes 0 and 1 (the official StarGAN code trains on everything but its test split)."""
+    part = read_partition(path)
     missing = [f for f in filenames if f not in part]
     if missing:
         raise UserError(f"{path}: has no partition for {len(missing)} image(s) of the attribute file, "
@@ -115,8 +125,9 @@ def flip_from_seed(seed: int) -> bool:
     return random.Random(seed).random() < 0.5
 
 
-def stargan_transform(img: Image.Image, image_size: int, crop_size: int | None, flip: bool) -> Tensor:
-    """Center-crop (``None`` or larger than the image: the shorter side), resize, flip, map to [-1, 1]."""
+def crop_resize(img: Image.Image, image_size: int, crop_size: int | None) -> Image.Image:
+    """The geometric part of :func:`stargan_transform`: centre crop (``None`` or larger than the image: the
+    shorter side) and bilinear resize to ``image_size`` x ``image_size``, as an RGB PIL image."""
     w, h = img.size
     c = min(w, h) if crop_size is None else min(crop_size, w, h)
     # Same rounding as torchvision's CenterCrop, so crops match the official pipeline pixel for pixel.
@@ -124,6 +135,12 @@ def stargan_transform(img: Image.Image, image_size: int, crop_size: int | None, 
     img = img.crop((left, top, left + c, top + c))
     if c != image_size:
         img = img.resize((image_size, image_size), Image.BILINEAR)
+    return img
+
+
+def stargan_transform(img: Image.Image, image_size: int, crop_size: int | None, flip: bool) -> Tensor:
+    """Center-crop (``None`` or larger than the image: the shorter side), resize, flip, map to [-1, 1]."""
+    img = crop_resize(img, image_size, crop_size)
     if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     return to_tensor(img)
@@ -149,10 +166,12 @@ class _LabeledImages(Dataset):
     labels: Tensor
     schema: LabelSchema
 
-    def __init__(self, image_size: int, crop_size: int | None, mode: str, flip: bool) -> None:
+    def __init__(self, image_size: int, crop_size: int | None, mode: str, flip: bool, decoder: str = "pil") -> None:
         if mode not in MODES:
             raise UserError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         _check_sizes(image_size, crop_size)
+        check_decoder(decoder)
+        self.decoder = decoder
         self.image_size = image_size
         self.crop_size = crop_size
         self.mode = mode
@@ -168,8 +187,12 @@ class _LabeledImages(Dataset):
             flip = self.flip and flip_from_seed(seed)
         else:
             index, flip = operator.index(item), False
-        img = load_rgb(self.files[index])
-        return stargan_transform(img, self.image_size, self.crop_size, flip), self.labels[index].clone()
+        path = self.files[index]
+        if self.decoder == "torchvision":
+            image = crop_resize_flip(decode_rgb(path), self.image_size, self.crop_size, flip)
+        else:
+            image = stargan_transform(load_rgb(path), self.image_size, self.crop_size, flip)
+        return image, self.labels[index].clone()
 
 
 def _schema_error(where: str, err: ValueError) -> UserError:
@@ -237,8 +260,9 @@ class CelebADataset(_LabeledImages):
         schema: LabelSchema | None = None,
         partition_path: str | os.PathLike | None = None,
         exclusive_loss: Loss = "bce",
+        decoder: str = "pil",
     ) -> None:
-        super().__init__(image_size, crop_size, mode, flip)
+        super().__init__(image_size, crop_size, mode, flip, decoder)
         self.image_dir = Path(image_dir)
         self.attr_path = Path(attr_path)
         if not self.image_dir.is_dir():
@@ -287,8 +311,9 @@ class ImageFolderDataset(_LabeledImages):
         test_fraction: float = 0.0,
         split_seed: int = 1234,
         group_name: str = "class",
+        decoder: str = "pil",
     ) -> None:
-        super().__init__(image_size, crop_size, mode, flip)
+        super().__init__(image_size, crop_size, mode, flip, decoder)
         self.root = Path(root)
         if not self.root.is_dir():
             raise UserError(f"{self.root}: image folder not found (expected one subfolder per class)")
@@ -348,8 +373,9 @@ class CsvDataset(_LabeledImages):
         split_seed: int = 1234,
         selected_attrs: Sequence[str] | None = None,
         exclusive_loss: Loss = "ce",
+        decoder: str = "pil",
     ) -> None:
-        super().__init__(image_size, crop_size, mode, flip)
+        super().__init__(image_size, crop_size, mode, flip, decoder)
         self.image_dir = Path(image_dir)
         self.csv_path = Path(csv_path)
         where = str(self.csv_path)

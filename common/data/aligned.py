@@ -14,7 +14,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from common.data.images import find_images, load_rgb
+from common.data.decode import read_picture
+from common.data.images import find_images
+from common.data.transforms import Picture, crop_box, picture_size
 from common.errors import UserError
 
 PHASES = ("train", "val", "test")
@@ -22,20 +24,21 @@ Direction = Literal["AtoB", "BtoA"]
 DIRECTIONS = ("AtoB", "BtoA")
 
 
-def split_aligned(image: Image.Image, where: str | os.PathLike) -> tuple[Image.Image, Image.Image]:
-    """``(A, B)``: the left and right halves of an aligned image; ``where`` names it in the error for an odd
-    width."""
-    w, h = image.size
+def split_aligned(image: Picture, where: str | os.PathLike) -> tuple[Picture, Picture]:
+    """``(A, B)``: the left and right halves of an aligned image (a PIL image or a uint8 ``(3, H, W)``
+    tensor); ``where`` names it in the error for an odd width."""
+    w, h = picture_size(image)
     if w % 2:
         raise UserError(f"{where}: an aligned image holds A and B side by side, so its width must be even; "
                         f"got {w}x{h}")
     half = w // 2
-    return image.crop((0, 0, half, h)), image.crop((half, 0, w, h))
+    return crop_box(image, 0, 0, half, h), crop_box(image, half, 0, half, h)
 
 
-def read_aligned(path: str | os.PathLike) -> tuple[Image.Image, Image.Image]:
-    """``(A, B)`` of an aligned image file, as 8-bit RGB; unreadable files and odd widths raise UserError."""
-    return split_aligned(load_rgb(path), path)
+def read_aligned(path: str | os.PathLike, decoder: str = "pil") -> tuple[Picture, Picture]:
+    """``(A, B)`` of an aligned image file, as 8-bit RGB (PIL images, or uint8 tensors with ``decoder``
+    ``torchvision``); unreadable files and odd widths raise UserError."""
+    return split_aligned(read_picture(path, decoder), path)
 
 
 def oriented(a: Image.Image, b: Image.Image, direction: str) -> tuple[Image.Image, Image.Image]:

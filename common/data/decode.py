@@ -7,8 +7,9 @@ or two (tests/test_data_decode.py); ``benchmarks/bench_data.py`` measures which 
 Formats torchvision does not decode (and odd modes such as 16-bit PNGs) go through PIL, so any image the PIL
 path reads is read here too.
 
-torchvision 0.29 deprecates its image decoders in favour of TorchCodec's; they still work, and its warning is
-silenced here. Nothing in training uses this path until bench_data.py shows it is worth it on a real machine.
+Training takes this path with ``data.decoder: torchvision`` (StarGAN, CycleGAN and pix2pix configs alike;
+the default ``pil`` is the official path): :func:`read_picture` is the one switch. torchvision 0.29 deprecates
+its image decoders in favour of TorchCodec's; they still work, and its warning is silenced here.
 """
 from __future__ import annotations
 
@@ -16,13 +17,17 @@ import os
 import warnings
 
 import torch
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
 
 from common.data.images import load_rgb
+from common.errors import UserError
 
 # What torchvision's own decoders take; anything else (or a file they refuse) is read through PIL.
 TORCHVISION_SUFFIXES = (".jpg", ".jpeg", ".png")
+# The values of a config's ``data.decoder``: PIL (the official pipelines) or torchvision.io.
+DECODERS = ("pil", "torchvision")
 
 
 def decode_rgb(path: str | os.PathLike) -> torch.Tensor:
@@ -40,6 +45,22 @@ def decode_rgb(path: str | os.PathLike) -> torch.Tensor:
     return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(rgb.height, rgb.width, 3).permute(2, 0, 1)
 
 
+def check_decoder(decoder: str) -> None:
+    if decoder not in DECODERS:
+        raise UserError(f"data.decoder: expected one of {', '.join(DECODERS)}, got {decoder!r}")
+
+
+def read_picture(path: str | os.PathLike, decoder: str) -> Image.Image | torch.Tensor:
+    """``path`` as an RGB PIL image (``pil``) or a uint8 ``(3, H, W)`` tensor (``torchvision``)."""
+    return decode_rgb(path) if decoder == "torchvision" else load_rgb(path)
+
+
+def uint8_to_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` -> float32 in [-1, 1] with the float ops of :func:`common.data.images.to_tensor`, so
+    equal pixels give bit-identical tensors on either path."""
+    return image.contiguous().float().div(255).sub_(0.5).div_(0.5)
+
+
 def crop_resize_flip(image: torch.Tensor, image_size: int, crop_size: int | None, flip: bool) -> torch.Tensor:
     """uint8 ``(3, H, W)`` -> float32 ``(3, image_size, image_size)`` in [-1, 1]: the StarGAN transform (centre
     crop of ``crop_size``, or of the shorter side when ``None`` or larger; bilinear resize; flip), with the same
@@ -53,4 +74,4 @@ def crop_resize_flip(image: torch.Tensor, image_size: int, crop_size: int | None
                           antialias=True)
     if flip:
         image = image.flip(-1)
-    return image.contiguous().float().div(255).sub_(0.5).div_(0.5)
+    return uint8_to_float(image)

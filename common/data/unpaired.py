@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from common.data.images import find_images, load_rgb
+from common.data.decode import check_decoder, read_picture
+from common.data.images import find_images
 from common.data.loader import UserErrorLoader
 from common.data.transforms import check_mode, preprocess
 from common.errors import UserError
@@ -34,12 +35,14 @@ class UnpairedDataset(Dataset):
     ``{'A', 'B', 'A_path', 'B_path', 'skipped'}``; indices wrap around each domain's length.
 
     ``on_bad_image='skip'`` replaces an unreadable image by the next readable one of the same domain
-    (wrapping) and counts the replaced files in ``'skipped'``; ``'error'`` raises UserError naming it."""
+    (wrapping) and counts the replaced files in ``'skipped'``; ``'error'`` raises UserError naming it.
+    ``decoder``: ``pil`` or ``torchvision`` (:mod:`common.data.decode`)."""
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", preprocess: str = "resize_and_crop",
                  load_size: int = 286, crop_size: int = 256, flip: bool = True,
-                 max_dataset_size: int | None = None, on_bad_image: str = "error"):
+                 max_dataset_size: int | None = None, on_bad_image: str = "error", decoder: str = "pil"):
         check_mode(preprocess)
+        check_decoder(decoder)
         if on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"unknown on_bad_image {on_bad_image!r}; choices: {', '.join(ON_BAD_IMAGE)}")
         if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
@@ -50,7 +53,7 @@ class UnpairedDataset(Dataset):
         self.root, self.phase = Path(root), phase
         self.dir_a, self.dir_b = self.root / f"{phase}A", self.root / f"{phase}B"
         self.preprocess, self.load_size, self.crop_size, self.flip = preprocess, load_size, crop_size, flip
-        self.on_bad_image = on_bad_image
+        self.on_bad_image, self.decoder = on_bad_image, decoder
         # Sorted, then cut: the official code cuts in os.walk order, which is not reproducible across systems.
         self.paths_a = [str(p) for p in find_images(self.dir_a, f"domain A ({phase}A) folder")][:max_dataset_size]
         self.paths_b = [str(p) for p in find_images(self.dir_b, f"domain B ({phase}B) folder")][:max_dataset_size]
@@ -63,7 +66,7 @@ class UnpairedDataset(Dataset):
         for offset in range(n):
             path = paths[(index + offset) % n]
             try:
-                img = load_rgb(path)
+                img = read_picture(path, self.decoder)
             except UserError:
                 if self.on_bad_image == "error":
                     raise

@@ -14,6 +14,7 @@ import click
 
 from common.version import __version__
 from stargan.cli.common import DEVICE_HELP, user_errors
+from stargan.cli.data_commands import resize_dataset
 from stargan.cli.eval_commands import evaluate, make_dataset, train_classifier
 from stargan.cli.export import export
 from stargan.compare.cli import compare
@@ -259,7 +260,7 @@ def edit(checkpoint: Path, host: str, port: int, device: str) -> None:
         session.close()
 
 
-for _command in (make_dataset, train_classifier, evaluate, compare, export):
+for _command in (make_dataset, resize_dataset, train_classifier, evaluate, compare, export):
     cli.add_command(_command)
 
 
