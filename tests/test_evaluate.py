@@ -11,7 +11,7 @@ from PIL import Image
 import stargan.family
 from common.checkpoint import atomic_save, new_checkpoint
 from common.config import from_dict, load_config, to_dict
-from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
+from common.data.shapes import NUISANCE_ATTRS, SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_counterfactuals
 from common.errors import UserError
 from common.labels.schema import LabelSchema
 from common.labels.space import LabelSpace
@@ -32,7 +32,7 @@ COLOURS = SHAPES_EXCLUSIVE[0]
 SCHEMA = LabelSchema.from_attrs(SHAPES_ATTRS, SHAPES_EXCLUSIVE, "bce")
 METRIC_KEYS = {"checkpoint", "data_dir", "dataset", "attributes", "schema", "image_size", "crop_size", "split",
                "classifier", "fid_weights", "counts", "target_accuracy", "preserve_accuracy", "real_accuracy",
-               "counterfactual", "cycle_reconstruction", "fid", "skipped", "outputs", "seconds"}
+               "counterfactual", "cycle_reconstruction", "fid", "nuisance", "skipped", "outputs", "seconds"}
 
 
 def invoke(cmd, args, code=0):
@@ -182,12 +182,17 @@ def test_train_classifier_cli(tmp_path, shapes):
     out = tmp_path / "clf.pt"
     r = invoke(train_classifier_cmd, ["--data", shapes, "--out", out, "--image-size", 32, "--epochs", 1,
                                       "--batch-size", 16, "--width", 8, "--device", "cpu"])
-    assert "test accuracy:" in r.output and "Striped:" in r.output and "(n=" in r.output
+    assert "test accuracy:" in r.output and "Striped:" in r.output and "(n=" in r.output and "Left:" in r.output
     from common.metrics import load_classifier
 
+    # Without --attrs: the dataset's attributes and its nuisance ones (shape, position, size), for evaluate.
     model, meta = load_classifier(out)
-    assert meta["attribute_names"] == SHAPES_ATTRS and meta["image_size"] == 32
-    assert meta["groups"][0] == ("exclusive", 0, 4) and meta["test_accuracy"]["overall"]["n"] > 0
+    assert meta["attribute_names"] == SHAPES_ATTRS + NUISANCE_ATTRS and meta["image_size"] == 32
+    assert meta["groups"][0] == ("exclusive", 0, 4) and meta["groups"][3] == ("exclusive", 6, 9)
+    assert meta["test_accuracy"]["overall"]["n"] > 0
+    invoke(train_classifier_cmd, ["--data", shapes, "--out", out, "--attrs", ",".join(SHAPES_ATTRS), "--epochs", 1,
+                                  "--image-size", 16, "--width", 8, "--device", "cpu"])
+    assert load_classifier(out)[1]["attribute_names"] == SHAPES_ATTRS
     invoke(train_classifier_cmd, ["--data", shapes, "--out", out, "--attrs", "Red,Nope"], code=2)
     invoke(train_classifier_cmd, ["--data", tmp_path / "missing", "--out", out], code=2)
 

@@ -39,4 +39,8 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch):
     assert "colour-change accuracy" in result.output and "counterfactual L1" in result.output
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert summary["iterations"] == 4 and summary["dataset_images"] == 60
+    # The demo's classifier learns the nuisance attributes, so shape, position and size kept are reported.
+    assert "shape kept per attribute" in result.output and "Shape kept" in result.output
+    assert list(summary["nuisance_kept"]) == ["Shape", "Left", "Top", "Large"]
+    assert set(summary["shape_kept_per_attribute"]) == set(summary["counterfactual_l1_ratio_per_attribute"])
     assert (tmp_path / "demo" / "grid.png").is_file()

@@ -8,14 +8,18 @@ from PIL import Image
 
 from common.data import shapes
 from common.data.shapes import (
+    LARGE_RADIUS,
+    NUISANCE_ATTRS,
     SHAPES_ATTRS,
     SHAPES_EXCLUSIVE,
     ShapesParams,
     change_attribute,
     load_counterfactuals,
+    load_nuisance,
     load_params,
     load_schema,
     make_dataset,
+    nuisance_label,
     object_mask,
     params_label,
     render,
@@ -62,7 +66,8 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 def test_attr_file_and_schema(ds):
     out, summary = ds
     names, rows = _parse_attr_file(out / "list_attr_celeba.txt")
-    assert names == SHAPES_ATTRS
+    # CelebA-style: more attributes than a model selects; the conditioned ones first, then the nuisance ones.
+    assert names == SHAPES_ATTRS + NUISANCE_ATTRS
     assert sorted(rows) == sorted(p.name for p in (out / "images").iterdir())
     assert len(rows) == N == summary["n"]
     # Variable whitespace like the real CelebA file: a positive first value is preceded by two spaces.
@@ -72,7 +77,32 @@ def test_attr_file_and_schema(ds):
     for lab in rows.values():
         assert sum(lab[j] for j in ci) == 1
     params = load_params(out)
-    assert {f: params_label(p) for f, p in params.items()} == rows
+    assert {f: params_label(p) + nuisance_label(p) for f, p in params.items()} == rows
+    # The nuisance columns say what the scene parameters say, spelled out here independently.
+    for f, p in params.items():
+        nuisance = dict(zip(NUISANCE_ATTRS, rows[f][len(SHAPES_ATTRS):]))
+        assert nuisance == {"Circle": p.shape == "circle", "Square": p.shape == "square",
+                            "Triangle": p.shape == "triangle", "Left": p.cx < 0.5, "Top": p.cy < 0.5,
+                            "Large": p.radius >= 0.205}
+    assert load_nuisance(out) == {"attrs": ["Circle", "Square", "Triangle", "Left", "Top", "Large"],
+                                  "exclusive": {"Shape": ["Circle", "Square", "Triangle"]}}
+    meta = json.loads((out / "attributes.json").read_text())
+    assert meta["version"] == 2 and meta["attrs"] == SHAPES_ATTRS
+    assert summary["nuisance_counts"]["Left"] == sum(p.cx < 0.5 for p in params.values())
+    # Every binary is set for some images and clear for others even in this tiny set.
+    for j, a in enumerate(NUISANCE_ATTRS):
+        assert 0 < sum(r[len(SHAPES_ATTRS) + j] for r in rows.values()) < N, a
+
+
+def test_nuisance_attributes_are_balanced_and_never_changed_by_a_counterfactual():
+    rng = np.random.default_rng(2)
+    ps = [sample_params(rng) for _ in range(2000)]
+    assert 0.45 < np.mean([p.cx < 0.5 for p in ps]) < 0.55 and 0.45 < np.mean([p.cy < 0.5 for p in ps]) < 0.55
+    assert 0.45 < np.mean([p.radius >= LARGE_RADIUS for p in ps]) < 0.55
+    for p in ps[:50]:
+        for attr in SHAPES_ATTRS:
+            if attr != p.colour:
+                assert nuisance_label(change_attribute(p, attr)) == nuisance_label(p)
 
 
 def test_images_are_rendered_params(ds):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common.checkpoint import load_checkpoint
 from common.config import apply_overrides, from_dict
-from common.data.shapes import SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_schema, make_dataset
+from common.data.shapes import SHAPE_GROUP, SHAPES_ATTRS, SHAPES_EXCLUSIVE, load_schema, make_dataset
 from common.device import resolve_device
 from common.errors import UserError
 from common.files import link_or_copy, write_json_atomic
@@ -100,8 +100,10 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
 
     log.info("[demo] 2/4 training the attribute classifier used for scoring ...")
     clf_path = out / "classifier.pt"
-    clf_meta = train_attribute_classifier(data_dir, clf_path, schema["attrs"], schema["exclusive"],
-                                          image_size=size, seed=seed, device=str(dev), **CLASSIFIER)
+    # Without --attrs: the dataset's attributes and its nuisance ones, so evaluation can check that shape,
+    # position and size are kept.
+    clf_meta = train_attribute_classifier(data_dir, clf_path, image_size=size, seed=seed, device=str(dev),
+                                          **CLASSIFIER)
 
     remaining = budget_s - (time.perf_counter() - t0) - EVAL_RESERVE_S
     cfg = _stargan_config(overrides, seed, size, iterations, data_dir, schema, str(dev), max(30.0, remaining))
@@ -120,6 +122,7 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     steps = load_checkpoint(ckpt)["counters"]["global_step"]
     acc, acc_n = colour_change_accuracy(metrics, colours)
     cf = (metrics.get("counterfactual") or {}).get("overall") or {}
+    nuisance = metrics.get("nuisance") or {}
     summary = {
         "out": str(out), "device": str(dev), "seconds": round(time.perf_counter() - t0, 1),
         "train_seconds": round(train_s, 1), "iterations": steps, "iterations_planned": cfg.optim.num_iters,
@@ -130,6 +133,11 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
             attr: row.get("l1_ratio") for attr, row in
             ((metrics.get("counterfactual") or {}).get("per_attribute") or {}).items()},
         "classifier_test_accuracy": (clf_meta.get("test_accuracy") or {}).get("overall", {}).get("accuracy"),
+        # Shape, position and size kept over all translations, and the classifier on the real images (the ceiling).
+        "nuisance_kept": {g: row["accuracy"] for g, row in (nuisance.get("overall") or {}).items()},
+        "nuisance_real": {g: row["accuracy"] for g, row in (nuisance.get("real") or {}).items()},
+        "shape_kept_per_attribute": {t: (groups.get(SHAPE_GROUP) or {}).get("accuracy")
+                                     for t, groups in (nuisance.get("per_target") or {}).items()},
         "grid": str(grid), "metrics": metrics["outputs"]["metrics"], "run_dir": str(run_dir),
         "dataset_images": made["n"],
     }
@@ -147,6 +155,12 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
         ratios = ", ".join(f"{attr} x{ratio:.2f}" for attr, ratio in
                            summary["counterfactual_l1_ratio_per_attribute"].items() if ratio is not None)
         log.info(f"  L1 / do-nothing per attribute (< 1 helps): {ratios}")
+    if nuisance:
+        shape = ", ".join(f"{attr} {fmt_percent(kept)}" for attr, kept in summary["shape_kept_per_attribute"].items())
+        log.info(f"  shape kept per attribute: {shape}")
+        kept = ", ".join(f"{g} {fmt_percent(a)} ({fmt_percent(summary['nuisance_real'].get(g))})"
+                         for g, a in summary["nuisance_kept"].items())
+        log.info(f"  kept over all translations (the classifier on real images): {kept}")
     log.info(f"  picture:     {grid}  (rows: test inputs; columns: input, then one target attribute each)")
     log.info(f"  metrics:     {metrics['outputs']['metrics']}")
     log.info(f"  model:       {ckpt}")

@@ -56,6 +56,8 @@ def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fracti
     click.echo(f"{kind}: {summary['n']} images ({summary['n_train']} train, {summary['n_test']} test) of "
                f"{summary['size']}x{summary['size']} in {summary['images']} ({summary['seconds']:.1f}s)")
     click.echo("attributes: " + ", ".join(f"{a} {c}" for a, c in summary["attr_counts"].items()))
+    click.echo("nuisance attributes (classifier only, never changed): "
+               + ", ".join(f"{a} {c}" for a, c in summary["nuisance_counts"].items()))
     click.echo(f"labels: {summary['attr_file']}")
     click.echo(f"counterfactuals: {summary['n_counterfactuals']} in {summary['counterfactuals']}")
     for name, view in summary["cyclegan_views"].items():
@@ -75,10 +77,11 @@ def make_dataset(kind: str, out: Path, n: int, size: int, seed: int, test_fracti
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the classifier checkpoint.")
 @click.option("--attrs", default=None, metavar="A,B,...",
-              help="Attributes to classify, in order (default for a shapes dataset: all of its attributes).")
+              help="Attributes to classify, in order (default for a shapes dataset: all of its attributes, then its "
+                   "nuisance ones: shape, position, size, whose preservation `evaluate` then measures).")
 @click.option("--exclusive", multiple=True, metavar="A,B,...",
               help="A group of --attrs of which exactly one is set, e.g. hair colours (repeatable; default for a "
-                   "shapes dataset: its colour group).")
+                   "shapes dataset: its colour and shape groups).")
 @click.option("--image-size", default=64, show_default=True, type=click.IntRange(min=8))
 @click.option("--crop-size", default=None, type=click.IntRange(min=1),
               help="Centre crop before resizing [default: the shorter side].")
@@ -117,7 +120,9 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
                    "trainer held out; required when the config held none out (test_fraction 0, e.g. RaFD: pass "
                    "the test folder). Shapes datasets add ground-truth counterfactuals.")
 @click.option("--classifier", default=None, type=click.Path(path_type=Path),
-              help="StarGAN: attribute classifier from `train-classifier` (without it, accuracies are skipped).")
+              help="StarGAN: attribute classifier from `train-classifier` (without it, accuracies are skipped); "
+                   "one trained on a shapes dataset without --attrs also scores whether shape, position and size "
+                   "are kept.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.json and the sample grids [default: RUN/eval for RUN/checkpoints/*.pt, "
                    "else ./eval; pix2pix --eval: RUN/eval-evalmode].")

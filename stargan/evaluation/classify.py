@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from common.data.celeba_attrs import read_celeba_attrs
-from common.data.shapes import ATTR_FILE, IMAGES_DIR, PARTITION_FILE, SCHEMA_FILE, load_schema
+from common.data.shapes import ATTR_FILE, IMAGES_DIR, PARTITION_FILE, SCHEMA_FILE, load_nuisance, load_schema
 from common.device import resolve_device
 from common.errors import UserError
 from common.labels.schema import LabelSchema
@@ -31,7 +31,8 @@ def train_attribute_classifier(data_dir: str | Path, out_path: str | Path, names
     accuracy on its test split, save the classifier to ``out_path`` and return its meta. Progress is logged.
 
     The split is list_eval_partition.txt when present, else a seeded 10% test split. Without ``names`` the
-    attributes (and exclusive groups) come from the folder's attributes.json (a shapes dataset).
+    attributes (and exclusive groups) come from the folder's attributes.json (a shapes dataset): the conditioned
+    ones and the nuisance ones (shape, position, size), whose preservation ``evaluate`` then measures.
     """
     t0 = time.perf_counter()
     data_dir, out_path = Path(data_dir), Path(out_path)
@@ -41,10 +42,12 @@ def train_attribute_classifier(data_dir: str | Path, out_path: str | Path, names
         raise UserError(f"--data {data_dir}: data folder not found")
     if (data_dir / SCHEMA_FILE).is_file():
         known = load_schema(data_dir)
+        nuisance = load_nuisance(data_dir) or {"attrs": [], "exclusive": {}}
         if names is None:
-            names = known["attrs"]
+            # The nuisance attributes too, so that evaluation can check translations keep them.
+            names = known["attrs"] + nuisance["attrs"]
         if not groups:
-            groups = [g for g in known["exclusive"] if all(a in names for a in g)]
+            groups = [g for g in [*known["exclusive"], *nuisance["exclusive"].values()] if all(a in names for a in g)]
     if names is None:
         raise UserError(f"--attrs is required: {data_dir} has no {SCHEMA_FILE} to take the attributes from")
     # The schema's kinds (not its loss) decide the classifier's groups: an exclusive group is learned with

@@ -13,6 +13,11 @@ one column per attribute) the generator translates the image, and the translatio
 * ``counterfactual``: where the data has ground-truth counterfactuals (the shapes dataset), L1 and PSNR of
   the translation against the true "same scene, one attribute changed" image, beside the do-nothing baseline
   (the input against the counterfactual). A translator is only useful where it beats that baseline.
+* ``nuisance``: where the data labels factors the model is not conditioned on (the shapes dataset's shape,
+  position and size: its attributes.json ``nuisance``) and the classifier learned them, how often the
+  classifier's reading of the translation equals the input's true value, per group (``Shape``, ``Left``, ...),
+  per target and over all targets, counting only real changes; beside the classifier's accuracy on the real
+  images, the ceiling.
 * ``cycle_reconstruction``: L1 of ``G(G(x, c_trg), c_org)`` against ``x``.
 * ``fid``: FID (per attribute and overall) and KID (overall) between the real test images and the
   translations, with the TF-Inception FID weights only; without them FID/KID are skipped.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +40,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from common.checkpoint import load_checkpoint
-from common.data.shapes import CF_DIR, CF_INDEX, load_counterfactuals
+from common.data.celeba_attrs import read_attr_file
+from common.data.shapes import CF_DIR, CF_INDEX, SCHEMA_FILE, load_counterfactuals, load_nuisance
 from common.device import resolve_device
 from common.errors import UserError
 from common.files import write_json_atomic
@@ -42,8 +49,8 @@ from common.grids import save_grid
 from common.labels.schema import LabelSchema
 from common.metrics import fid_feature_fn, fid_unavailable_message, load_classifier, resolve_fid_weights
 from stargan.datasets import load_test_image
-from stargan.evaluation.generator_eval import Classify, evaluate_generator
-from stargan.evaluation.split import load_test_split, split_batches
+from stargan.evaluation.generator_eval import Classify, Nuisance, evaluate_generator
+from stargan.evaluation.split import EvalSplit, load_test_split, split_batches
 from stargan.evaluation.table import format_table
 from stargan.families import FAMILIES, family_of_checkpoint
 
@@ -67,16 +74,32 @@ def default_out_dir(checkpoint: str | os.PathLike) -> Path:
     return Path("eval")
 
 
-def _classifier_fn(path: str | os.PathLike, schema: LabelSchema, device: torch.device) -> tuple[Classify, dict]:
-    """Logits in schema order from a saved attribute classifier that knows every schema attribute."""
-    model, meta = load_classifier(path, device)
-    names = list(meta.get("attribute_names") or [])
+def _shared_logits(model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
+    """The classifier's logits, resized to its input size; computed once for consecutive calls on the same
+    batch, so that the model's attributes and the nuisance ones cost one forward pass."""
+    size = model.image_size
+    last: list[Tensor | None] = [None, None]
+
+    def logits(images: Tensor) -> Tensor:
+        if last[0] is not images:
+            x = images
+            if x.shape[-1] != size or x.shape[-2] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            last[0], last[1] = images, model(x)
+        return last[1]
+
+    return logits
+
+
+def _columns_fn(path: str | os.PathLike, model: torch.nn.Module, names: list[str], schema: LabelSchema,
+                logits: Callable[[Tensor], Tensor], device: torch.device) -> Classify:
+    """Logits in ``schema`` order from a classifier with attributes ``names`` that knows every schema attribute;
+    UserError when one is missing or learned as part of an exclusive group where the schema has it binary."""
     missing = [n for n in schema.names if n not in names]
     if missing:
         raise UserError(f"{path}: the classifier's attributes ({', '.join(names) or 'unnamed'}) lack "
                         f"{', '.join(missing)} of the model's schema ({', '.join(schema.names)}); train one on "
                         "these attributes with `stargan train-classifier --attrs ...`")
-    cols = [names.index(n) for n in schema.names]
     kind_of = {j: kind for kind, s, e in model.groups for j in range(s, e)}
     # A thresholded logit only means something if the classifier learned that column as a binary attribute.
     wrong = [n for g in schema.groups if g.kind == "binary" for n in g.names
@@ -85,19 +108,58 @@ def _classifier_fn(path: str | os.PathLike, schema: LabelSchema, device: torch.d
         raise UserError(f"{path}: the classifier treats {', '.join(wrong)} as part of an exclusive group, but "
                         "the model's schema has them as binary attributes; retrain the classifier with the "
                         "model's --exclusive groups")
-    index = torch.tensor(cols, device=device)
-    size = model.image_size
+    index = torch.tensor([names.index(n) for n in schema.names], device=device)
+    return lambda images: logits(images).index_select(1, index)
 
-    def classify(images: Tensor) -> Tensor:
-        if images.shape[-1] != size or images.shape[-2] != size:
-            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                                   antialias=True)
-        return model(images).index_select(1, index)
 
+def _classifier_fn(path: str | os.PathLike, schema: LabelSchema,
+                   device: torch.device) -> tuple[Classify, dict, Callable[[LabelSchema], Classify]]:
+    """Logits in schema order from a saved attribute classifier that knows every schema attribute, its info for
+    metrics.json, and a maker of the same for another schema (its nuisance attributes)."""
+    model, meta = load_classifier(path, device)
+    names = list(meta.get("attribute_names") or [])
+    logits = _shared_logits(model)
+    classify = _columns_fn(path, model, names, schema, logits, device)
     test_acc = meta.get("test_accuracy")
-    info = {"path": str(path), "attribute_names": names, "image_size": size,
+    info = {"path": str(path), "attribute_names": names, "image_size": model.image_size,
             "test_accuracy": test_acc.get("overall") if isinstance(test_acc, dict) else None}
-    return classify, info
+    return classify, info, lambda other: _columns_fn(path, model, names, other, logits, device)
+
+
+def _nuisance(split: EvalSplit, schema: LabelSchema, clf_names: list[str],
+              columns: Callable[[LabelSchema], Classify]) -> tuple[Nuisance | None, str | None]:
+    """The nuisance attributes the data folder declares that the model (``schema``) is not conditioned on, read by
+    the classifier, with the test images' true values from the attribute file; else None and why not."""
+    root = split.root
+    if split.entry.format != "celeba" or not (root / SCHEMA_FILE).is_file():
+        return None, f"{root} declares no nuisance attributes (no {SCHEMA_FILE}: not a shapes dataset)"
+    declared = load_nuisance(root)
+    if declared is None:
+        return None, (f"{root / SCHEMA_FILE} declares no nuisance attributes (made before they existed; "
+                      "regenerate it with `stargan make-dataset`)")
+    # A model conditioned on one of them may change it on request: such a group is no nuisance for it.
+    groups = {n: m for n, m in declared["exclusive"].items() if not set(m) & set(schema.names)}
+    grouped = {a for m in declared["exclusive"].values() for a in m}
+    attrs = [a for a in declared["attrs"]
+             if a not in schema.names and (a not in grouped or any(a in m for m in groups.values()))]
+    if not attrs:
+        return None, f"the model is conditioned on every nuisance attribute of {root / SCHEMA_FILE}"
+    missing = [a for a in attrs if a not in clf_names]
+    if missing:
+        return None, (f"the classifier does not know {', '.join(missing)}; train it on the dataset without "
+                      "--attrs to include them")
+    table = read_attr_file(split.entry.attr_path)
+    absent = [a for a in attrs if a not in table.names]
+    if absent:
+        return None, f"{split.entry.attr_path} has no column {', '.join(absent)}"
+    kept = LabelSchema.from_attrs(attrs, groups)
+    try:
+        classify = columns(kept)
+    except UserError as err:
+        return None, str(err)
+    cols = [table.names.index(a) for a in kept.names]
+    labels = {Path(f).stem: torch.from_numpy(table.labels[i, cols]).float() for i, f in enumerate(table.files)}
+    return Nuisance(kept, classify, labels), None
 
 
 def _counterfactual_index(data_dir: Path, schema: LabelSchema) -> dict[str, dict[str, Path]] | None:
@@ -157,15 +219,18 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
     # Resolve everything that can fail before the (long) loop runs, and before saying what is skipped: a bad
     # file then ends the command with its error line alone.
-    classify, clf_info = None, None
+    classify, clf_info, nuisance, nuisance_skipped = None, None, None, "no --classifier given"
     if classifier is not None:
-        classify, clf_info = _classifier_fn(classifier, schema, dev)
+        classify, clf_info, columns = _classifier_fn(classifier, schema, dev)
+        nuisance, nuisance_skipped = _nuisance(split, schema, clf_info["attribute_names"], columns)
     weights = resolve_fid_weights(fid_weights)
     extractor = fid_feature_fn(weights, dev, batch_size)
     if classify is None:
         log.info("attribute accuracy skipped: no --classifier given (train one with `stargan train-classifier`)")
     if weights is None:
         log.info(fid_unavailable_message("--fid-weights"))
+    if classify is not None and nuisance is None:
+        log.info("nuisance preservation skipped: %s", nuisance_skipped)
 
     index = _counterfactual_index(split.root, schema)
 
@@ -177,7 +242,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
         result = evaluate_generator(
             generate, split_batches(split, batch_size), schema, classify=classify, counterfactuals=index,
             load_counterfactual=lambda p: load_test_image(p, image_size, crop_size), features=extractor, device=dev,
-            progress=bar.update)
+            progress=bar.update, nuisance=nuisance)
     finally:
         bar.close()
 
@@ -203,6 +268,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
             "accuracy": None if classify else "no --classifier given",
             "counterfactual": None if index else f"{split.root / COUNTERFACTUAL_INDEX} not found",
             "fid": None if weights else "FID Inception weights not found",
+            "nuisance": nuisance_skipped,
         },
         "outputs": outputs,
         "seconds": round(time.perf_counter() - t0, 3),

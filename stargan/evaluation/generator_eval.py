@@ -20,8 +20,10 @@ from stargan.evaluation.measures import (
     COUNTERFACTUAL_METRICS,
     ClassifierTally,
     ErrorMeans,
+    NuisanceTally,
     counterfactual_errors,
     fid_result,
+    real_change,
     truth_columns,
 )
 
@@ -29,6 +31,24 @@ SAMPLE_ROWS = 8
 
 Generate = Callable[[Tensor, Tensor], Tensor]
 Classify = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class Nuisance:
+    """Factors the translation must keep that the model is not conditioned on (e.g. the shapes dataset's shape,
+    position and size), read by a classifier: ``classify(images) -> logits`` in ``schema`` order, and their true
+    values ``labels[stem]``, a 0/1 vector in ``schema`` order (images without an entry are left out)."""
+
+    schema: LabelSchema
+    classify: Classify
+    labels: Mapping[str, Tensor]
+
+    def truth(self, stems: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        """``(labels (N, dim), known (N,) bool)`` of a batch's stems."""
+        blank = torch.zeros(self.schema.dim)
+        rows = [torch.as_tensor(self.labels.get(s, blank), dtype=torch.float32) for s in stems]
+        known = torch.tensor([s in self.labels for s in stems], dtype=torch.bool, device=device)
+        return torch.stack(rows).to(device), known
 
 
 @dataclass
@@ -82,6 +102,7 @@ def evaluate_generator(
     device: str | torch.device = "cpu",
     sample_rows: int = SAMPLE_ROWS,
     progress: Callable[[int], None] | None = None,
+    nuisance: Nuisance | None = None,
 ) -> EvalResult:
     """Translate every image of ``batches`` to every single-attribute target and score the translations.
 
@@ -91,11 +112,14 @@ def evaluate_generator(
     in schema order enables the accuracies. ``counterfactuals[stem][attr]`` is a ground-truth image (a
     tensor, or anything ``load_counterfactual`` turns into one at the evaluation size). ``features(images)
     -> (N, d)`` enables FID/KID. ``progress(n)`` is called with the number of images after each batch.
+    ``nuisance`` enables the preservation of factors outside the schema: per target, how often the reading of
+    the translation equals the true value, counting only real changes (as ``target_accuracy``).
     """
     device = torch.device(device)
     names = list(schema.names)
     spans = {n: (g, s, e) for g, s, e in schema.spans() for n in g.names}
     judged = ClassifierTally(schema) if classify is not None else None
+    kept = NuisanceTally(nuisance.schema, names) if nuisance is not None else None
     cycle = ErrorMeans(names, ["l1"])
     cf = ErrorMeans(names, COUNTERFACTUAL_METRICS)
     real_feats: list[Tensor] = []
@@ -114,6 +138,9 @@ def evaluate_generator(
             judged.add_real(decided_in, c_org)
         if features is not None:
             real_feats.append(features(x).cpu())
+        if kept is not None:
+            truth_kept, known = nuisance.truth(stems, device)
+            kept.add_real(kept.decide(nuisance.classify(x)), truth_kept, known)
 
         for k, (name, target) in enumerate(single_changes(schema, c_org)):
             y = generate(x, target).float()
@@ -125,6 +152,9 @@ def evaluate_generator(
                 judged.add_translation(name, spans[name], judged.decide(classify(y)), decided_in, target, c_org)
             if features is not None:
                 fake_feats[name].append(features(y).cpu())
+            if kept is not None:
+                counted = known & real_change(target, c_org, spans[name])
+                kept.add_translation(name, kept.decide(nuisance.classify(y)), truth_kept, counted)
             if counterfactuals:
                 rows = [i for i, stem in enumerate(stems) if name in counterfactuals.get(stem, {})]
                 if rows:
@@ -140,10 +170,12 @@ def evaluate_generator(
     metrics: dict[str, Any] = {
         "counts": {"test_images": n_images, "targets_per_image": len(names), "translations": n_images * len(names)},
         "target_accuracy": None, "preserve_accuracy": None, "real_accuracy": None,
-        "counterfactual": None, "cycle_reconstruction": cycle.result(), "fid": None,
+        "counterfactual": None, "cycle_reconstruction": cycle.result(), "fid": None, "nuisance": None,
     }
     if judged is not None:
         metrics.update(judged.result())
+    if kept is not None:
+        metrics["nuisance"] = kept.result()
     if counterfactuals:
         metrics["counterfactual"] = cf.result()
         metrics["counts"]["counterfactual_pairs"] = metrics["counterfactual"]["overall"]["n"]

@@ -36,6 +36,13 @@ def _group_hits(decided: Tensor, reference: Tensor, group: Group, start: int, st
     return hits.reshape(n), valid.reshape(n)
 
 
+def real_change(target: Tensor, c_org: Tensor, span: tuple[Group, int, int]) -> Tensor:
+    """(N,) bool: does the target ask for a change of the group ``span``? "Set Red" on a red object asks for
+    nothing; counting it would inflate every translation measure."""
+    _, s, e = span
+    return (target[:, s:e] != c_org[:, s:e]).any(dim=1)
+
+
 class ErrorMeans:
     """Running means of named per-image errors, per key and overall."""
 
@@ -91,9 +98,7 @@ class ClassifierTally:
         ``decided_in``: decisions on the inputs."""
         group, s, e = span
         hits, valid = _group_hits(decided_y, target, group, s, e)
-        # Only real changes count: "set Red" on a red object asks for nothing and would inflate it.
-        changed = (target[:, s:e] != c_org[:, s:e]).any(dim=1)
-        self.target.add(name, hits, valid & changed)
+        self.target.add(name, hits, valid & real_change(target, c_org, span))
         # Preservation counts one decision per untouched group (the changed group is the target).
         for g2, s2, e2 in self.schema.spans():
             if g2 is not group:
@@ -102,6 +107,45 @@ class ClassifierTally:
     def result(self) -> dict[str, Any]:
         return {"target_accuracy": self.target.result(), "preserve_accuracy": self.preserve.result(),
                 "real_accuracy": self.real.result()}
+
+
+class NuisanceTally:
+    """The classifier's readings of factors the model is not conditioned on (its ``schema``: e.g. shape and
+    position) against their true values, per group: on the real images (how far the classifier can be trusted,
+    the ceiling) and on the translations, per target attribute and over all targets."""
+
+    def __init__(self, schema: LabelSchema, targets: Sequence[str]):
+        self.schema = schema
+        self.groups = schema.decision_slices()
+        names = [g.name for g in schema.groups]
+        self.real = AccuracyCounter(names)
+        self.all = AccuracyCounter(names)
+        self.per = {t: AccuracyCounter(names) for t in targets}
+
+    def decide(self, logits: Tensor) -> Tensor:
+        return logits_to_labels(logits.float(), self.groups)
+
+    def _add(self, counters: Sequence[AccuracyCounter], decided: Tensor, truth: Tensor, counted: Tensor) -> None:
+        for span in self.schema.spans():
+            hits, valid = _group_hits(decided, truth, *span)
+            for counter in counters:
+                counter.add(span[0].name, hits, valid & counted)
+
+    def add_real(self, decided: Tensor, truth: Tensor, known: Tensor) -> None:
+        """``known``: (N,) bool, the images whose true values are known."""
+        self._add([self.real], decided, truth, known)
+
+    def add_translation(self, target: str, decided: Tensor, truth: Tensor, counted: Tensor) -> None:
+        """Decisions on the translations to ``target`` against the inputs' true values; ``counted``: (N,) bool."""
+        self._add([self.per[target], self.all], decided, truth, counted)
+
+    def result(self) -> dict[str, Any]:
+        """``{"attributes", "groups": {group: members}, "real" | "overall": {group: {"accuracy", "n"}},
+        "per_target": {target: {group: {"accuracy", "n"}}}}``."""
+        return {"attributes": list(self.schema.names),
+                "groups": {g.name: list(g.names) for g in self.schema.groups},
+                "real": self.real.result()["per_attribute"], "overall": self.all.result()["per_attribute"],
+                "per_target": {t: c.result()["per_attribute"] for t, c in self.per.items()}}
 
 
 def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor) -> dict[str, Tensor]:

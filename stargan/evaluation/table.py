@@ -1,4 +1,5 @@
-"""The plain-text summary of an evaluation's metrics."""
+"""The plain-text summary of an evaluation's metrics: two tables of at most about 110 columns (what the classifier
+says, and the errors against ground truth), then one line per overall figure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -7,62 +8,95 @@ from typing import Any
 from common.tables import fmt_count, fmt_number, text_table
 
 SECTIONS = ("target_accuracy", "preserve_accuracy", "real_accuracy", "counterfactual", "cycle_reconstruction",
-            "fid")
+            "fid", "nuisance")
 ACCURACIES = ("target_accuracy", "preserve_accuracy", "real_accuracy")
 
+# Where a section keeps its per-attribute blocks, when not under "per_attribute".
+PER_ATTRIBUTE_KEY = {"nuisance": "per_target"}
+
 Block = Mapping[str, Any]
+Pick = Callable[[str], Block | None]  # section name -> the row's block of that section
+Cells = Callable[[Pick], list[str]]
 
 
 def _accuracy(block: Block | None) -> str:
     return fmt_count(block["accuracy"], block.get("n", 0)) if block else "-"
 
 
+def _nuisance_lines(nuisance: Block) -> list[str]:
+    """Every nuisance group over all translations, beside the classifier's accuracy on the real images."""
+    overall, real = nuisance.get("overall") or {}, nuisance.get("real") or {}
+    parts = [f"{g} {fmt_number((overall.get(g) or {}).get('accuracy'))} "
+             f"({fmt_number((real.get(g) or {}).get('accuracy'))})" for g in nuisance.get("groups") or {}]
+    n = next(iter(overall.values()), {}).get("n", 0)
+    n_real = next(iter(real.values()), {}).get("n", 0)
+    return [f"kept, not conditioned on: over {n} translations (in brackets: the classifier on the {n_real} real "
+            "images, the ceiling)", "  " + ", ".join(parts)]
+
+
+def _counterfactual_cells(cf: Block | None) -> list[str]:
+    cf = cf or {}
+    if not cf.get("n"):
+        return ["-", "-", "-"]
+    ratio = f" x{cf['l1_ratio']:.2f}" if cf.get("l1_ratio") is not None else ""
+    return [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
+            f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}",
+            f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
+
+
+def _table(metrics: Mapping[str, Any], header: list[str], cells: Cells) -> str:
+    """One row per attribute and an overall row; ``cells(pick)`` gives a row's cells."""
+    def pick_attribute(a: str) -> Pick:
+        return lambda key: ((metrics.get(key) or {}).get(PER_ATTRIBUTE_KEY.get(key, "per_attribute")) or {}).get(a)
+
+    rows = [header] + [[a, *cells(pick_attribute(a))] for a in metrics["attributes"]]
+    rows.append(["overall", *cells(lambda key: (metrics.get(key) or {}).get("overall"))])
+    return text_table(rows)
+
+
 def format_table(metrics: Mapping[str, Any]) -> str:
     """A plain-text summary of :func:`stargan.evaluation.evaluate.evaluate`'s metrics: one row per attribute and
-    an overall row, each number with its sample count."""
+    an overall row, each number with its sample count. The first table has what the classifier says (with
+    nuisance measures, the first nuisance group, the shapes dataset's ``Shape``, gets a "kept" column; every
+    group gets a line below) and the cycle error; the second the errors against ground truth and FID."""
     sections = {k: metrics.get(k) for k in SECTIONS}
-    header = ["attribute"]
-    if sections["target_accuracy"]:
-        header += ["target acc", "preserve acc", "real acc"]
-    if sections["counterfactual"]:
-        header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept", "cf PSNR (do-nothing)"]
-    header += ["cycle L1"]
-    if sections["fid"]:
-        header += ["FID"]
+    nuisance = sections["nuisance"] or {}
+    kept = next(iter(nuisance.get("groups") or {}), None)
 
-    def row(label: str, pick: Callable[[Block | None], Block | None]) -> list[str]:
-        cells = [label]
-        if sections["target_accuracy"]:
-            cells += [_accuracy(pick(sections[k])) for k in ACCURACIES]
-        if sections["counterfactual"]:
-            cf = pick(sections["counterfactual"]) or {}
-            if cf.get("n"):
-                ratio = f" x{cf['l1_ratio']:.2f}" if cf.get("l1_ratio") is not None else ""
-                cells += [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
-                          f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}",
-                          f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
-            else:
-                cells += ["-", "-", "-"]
-        cyc = pick(sections["cycle_reconstruction"]) or {}
-        cells.append(f"{fmt_number(cyc.get('l1'))} (n={cyc.get('n', 0)})")
+    def judged(pick: Pick) -> list[str]:
+        cells = [_accuracy(pick(k)) for k in ACCURACIES] if sections["target_accuracy"] else []
+        if kept:
+            cells.append(_accuracy((pick("nuisance") or {}).get(kept)))
+        cyc = pick("cycle_reconstruction") or {}
+        return cells + [f"{fmt_number(cyc.get('l1'))} (n={cyc.get('n', 0)})"]
+
+    def truth(pick: Pick) -> list[str]:
+        cells = _counterfactual_cells(pick("counterfactual")) if sections["counterfactual"] else []
         if sections["fid"]:
-            f = pick(sections["fid"]) or {}
+            f = pick("fid") or {}
             cells.append(f"{fmt_number(f.get('fid'), 2)} (n={f.get('n_fake', 0)})")
         return cells
 
-    rows = [header]
-    for a in metrics["attributes"]:
-        rows.append(row(a, lambda s, a=a: None if s is None else (s.get("per_attribute") or {}).get(a)))
-    rows.append(row("overall", lambda s: None if s is None else s.get("overall")))
+    header = ["attribute"] + (["target acc", "preserve acc", "real acc"] if sections["target_accuracy"] else [])
+    header += ([f"{kept} kept"] if kept else []) + ["cycle L1"]
     counts = metrics.get("counts", {})
     lines = [f"{metrics.get('dataset', '')}: {counts.get('test_images', 0)} test images x "
              f"{counts.get('targets_per_image', 0)} targets = {counts.get('translations', 0)} translations "
-             f"({metrics.get('split', '')}, {metrics.get('image_size')}px)", text_table(rows)]
+             f"({metrics.get('split', '')}, {metrics.get('image_size')}px)", _table(metrics, header, judged)]
+    truth_header = ["attribute"]
+    if sections["counterfactual"]:
+        truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept", "cf PSNR (do-nothing)"]
+    if sections["fid"]:
+        truth_header += ["FID"]
+    if len(truth_header) > 1:
+        lines += ["", _table(metrics, truth_header, truth)]
     fid = (sections["fid"] or {}).get("overall")
     if fid:
         kid = (f", KID {fmt_number(fid.get('kid'), 4)} +- {fmt_number(fid.get('kid_std'), 4)}"
                if fid.get("kid") is not None else "")
         lines.append(f"FID (all translations vs {fid['n_real']} real) {fmt_number(fid.get('fid'), 2)} "
                      f"(n={fid['n_fake']}){kid}")
+    if kept:
+        lines += _nuisance_lines(nuisance)
     lines += [f"{key}: skipped ({reason})" for key, reason in (metrics.get("skipped") or {}).items() if reason]
     return "\n".join(lines)

@@ -17,12 +17,15 @@ from common.data.shapes.paired import write_paired
 from common.data.shapes.render import render_files
 from common.data.shapes.scene import (
     COLOURS,
+    NUISANCE_ATTRS,
+    NUISANCE_EXCLUSIVE,
     PALETTE,
     SHAPES_ATTRS,
     SHAPES_EXCLUSIVE,
     ShapesParams,
     change_attribute,
     counterfactual_attrs,
+    nuisance_label,
     params_label,
     sample_params,
 )
@@ -110,6 +113,7 @@ def make_dataset(
     files = [f"{i:0{width}d}.png" for i in range(1, n + 1)]
     params = [sample_params(np.random.default_rng([seed, i])) for i in range(n)]
     labels = [params_label(p) for p in params]
+    nuisance = [nuisance_label(p) for p in params]
     test = _test_split([p.colour for p in params], test_fraction, seed)
 
     meta: dict[str, Any] = {
@@ -118,6 +122,10 @@ def make_dataset(
         "complete": False,  # rewritten as true at the very end; a crash leaves a folder we may regenerate
         "attrs": list(SHAPES_ATTRS),
         "exclusive": [list(g) for g in SHAPES_EXCLUSIVE],
+        # Columns of the attribute file after "attrs": what a translation must keep (never changed by a
+        # counterfactual), for the classifier to learn and evaluation to check; no model is conditioned on them.
+        "nuisance": list(NUISANCE_ATTRS),
+        "nuisance_exclusive": {k: list(v) for k, v in NUISANCE_EXCLUSIVE.items()},
         "n": n,
         "size": size,
         "seed": seed,
@@ -139,7 +147,8 @@ def make_dataset(
     img_dir.mkdir()
     render_files([(p, img_dir / f) for f, p in zip(files, params)], size)
 
-    write_text_atomic(out / layout.ATTR_FILE, attr_file_text(SHAPES_ATTRS, files, labels))
+    write_text_atomic(out / layout.ATTR_FILE, attr_file_text([*SHAPES_ATTRS, *NUISANCE_ATTRS], files,
+                                                             [a + b for a, b in zip(labels, nuisance)]))
     partition = "".join(f"{f} {2 if i in test else 0}\n" for i, f in enumerate(files))
     write_text_atomic(out / layout.PARTITION_FILE, partition)
     write_text_atomic(out / layout.TEST_FILES, "".join(f"{files[i]}\n" for i in sorted(test)))
@@ -176,6 +185,7 @@ def make_dataset(
         "seed": seed,
         "colour_counts": {c: sum(p.colour == c for p in params) for c in COLOURS},
         "attr_counts": {a: int(sum(lab[j] for lab in labels)) for j, a in enumerate(SHAPES_ATTRS)},
+        "nuisance_counts": {a: int(sum(lab[j] for lab in nuisance)) for j, a in enumerate(NUISANCE_ATTRS)},
         "schema": str(out / layout.SCHEMA_FILE),
         "images": str(img_dir),
         "attr_file": str(out / layout.ATTR_FILE),

@@ -12,7 +12,9 @@ from common.errors import UserError
 from common.files import read_json_or_none
 
 FORMAT = "stargan-shapes"
-FORMAT_VERSION = 1
+# 2: list_attr_celeba.txt also has the nuisance columns, attributes.json "nuisance" and "nuisance_exclusive".
+# Version 1 datasets are still read; they have no nuisance attributes.
+FORMAT_VERSION = 2
 SCHEMA_FILE = "attributes.json"
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -56,6 +58,22 @@ def load_schema(out: str | os.PathLike) -> dict[str, Any]:
     """``{"attrs": [...], "exclusive": [[...]]}`` of a dataset folder, e.g. to build a label schema."""
     meta = require_dataset(Path(out))
     return {"attrs": list(meta["attrs"]), "exclusive": [list(g) for g in meta["exclusive"]]}
+
+
+def load_nuisance(out: str | os.PathLike) -> dict[str, Any] | None:
+    """``{"attrs": [...], "exclusive": {group: [members]}}`` of the nuisance attributes a dataset folder declares
+    (columns of its attribute file after the conditioned ones), or None for a dataset made before they existed
+    (format version 1)."""
+    out = Path(out)
+    meta = require_dataset(out)
+    if "nuisance" not in meta:
+        return None
+    attrs, groups = meta["nuisance"], meta.get("nuisance_exclusive") or {}
+    if not isinstance(attrs, list) or not isinstance(groups, dict) or not all(
+            isinstance(v, list) for v in groups.values()):
+        raise UserError(f"{out / SCHEMA_FILE}: malformed nuisance attributes (expected \"nuisance\": a list and "
+                        f"\"nuisance_exclusive\": a mapping of group name to members)")
+    return {"attrs": list(attrs), "exclusive": {str(k): list(v) for k, v in groups.items()}}
 
 
 def load_params(out: str | os.PathLike) -> dict[str, ShapesParams]:

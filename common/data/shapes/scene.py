@@ -21,6 +21,19 @@ PALETTE: dict[str, tuple[int, int, int]] = dict(
     zip(COLOURS, ((220, 40, 40), (40, 180, 60), (40, 80, 220), (235, 210, 40)))
 )
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+RADIUS_RANGE = (0.16, 0.25)  # radius of the equal-area circle, fraction of the image size
+
+# Nuisance attributes: factors a translation must keep. The classifier learns them, the model is not conditioned on
+# them (as CelebA's 40 attributes vs StarGAN's 5), and a counterfactual never changes them.
+SHAPE_CLASSES: dict[str, str] = {"circle": "Circle", "square": "Square", "triangle": "Triangle"}
+SHAPE_GROUP = "Shape"
+LEFT = "Left"  # object centre in the left half (cx < 0.5)
+TOP = "Top"  # object centre in the upper half (cy < 0.5)
+LARGE = "Large"  # radius >= LARGE_RADIUS
+LARGE_RADIUS = 0.205  # the middle of RADIUS_RANGE
+NUISANCE_ATTRS: list[str] = [*SHAPE_CLASSES.values(), LEFT, TOP, LARGE]
+# Named, so that reports can say "Shape"; LabelSchema.from_attrs takes the mapping as it is.
+NUISANCE_EXCLUSIVE: dict[str, list[str]] = {SHAPE_GROUP: list(SHAPE_CLASSES.values())}
 
 # Keep objects this far (fraction of size) from the border so they are never cut off: >= 1 px at MIN_SIZE, the
 # half pixel to the first pixel centre plus the half-pixel antialias ramp.
@@ -67,7 +80,7 @@ def sample_params(rng: np.random.Generator) -> ShapesParams:
     striped = bool(rng.integers(2))
     dark = bool(rng.integers(2))
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    radius = float(rng.uniform(0.16, 0.25))
+    radius = float(rng.uniform(*RADIUS_RANGE))
     reach = radius * REACH[shape] + _MARGIN
     # Rounding keeps params.json readable; the rounded values are the ones rendered, so reloading is exact.
     return ShapesParams(
@@ -93,6 +106,19 @@ def params_label(params: ShapesParams) -> list[int]:
     if params.dark_background:
         on.add(DARK_BACKGROUND)
     return [int(a in on) for a in SHAPES_ATTRS]
+
+
+def nuisance_label(params: ShapesParams) -> list[int]:
+    """The 0/1 nuisance label vector of a scene, in :data:`NUISANCE_ATTRS` order. Objects centred exactly on
+    the middle line count as right (bottom): the thresholds are strict."""
+    on = {SHAPE_CLASSES[params.shape]}
+    if params.cx < 0.5:
+        on.add(LEFT)
+    if params.cy < 0.5:
+        on.add(TOP)
+    if params.radius >= LARGE_RADIUS:
+        on.add(LARGE)
+    return [int(a in on) for a in NUISANCE_ATTRS]
 
 
 def change_attribute(params: ShapesParams, attr: str) -> ShapesParams:

@@ -75,8 +75,9 @@ def write_cyclegan_view(out: str | os.PathLike, attr_a: str, attr_b: str) -> dic
     a, b = _check_pair(attr_a, attr_b, meta["exclusive"], "write_cyclegan_view")
     attr_path = out / meta["attr_file"]
     table = read_attr_file(attr_path, count_mismatch="error")
-    if table.names != list(SHAPES_ATTRS):
-        raise UserError(f"{attr_path}: attributes {table.names} differ from {SHAPES_ATTRS}")
+    # The conditioned attributes come first; nuisance columns (format version 2) may follow.
+    if table.names[:len(SHAPES_ATTRS)] != list(SHAPES_ATTRS):
+        raise UserError(f"{attr_path}: attributes {table.names} do not start with {SHAPES_ATTRS}")
     test_names = read_test_files(out, meta)
     test = {i for i, f in enumerate(table.files) if f in test_names}
     return write_view(out, a, b, table.files, table.labels, test)
