@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ DEMO_STARGAN = {
 }
 DATA = {"n": 3000}
 CLASSIFIER = {"epochs": 2, "width": 16, "batch_size": 64}
+# The classifier also learns shape, position and size; it needs to see this many images (2 epochs of the default
+# 2,700 training images) to judge reliably, so a smaller dataset gets more epochs.
+CLASSIFIER_MIN_IMAGES = 5400
 EVAL_RESERVE_S = 45.0
 
 
@@ -102,8 +106,9 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     clf_path = out / "classifier.pt"
     # Without --attrs: the dataset's attributes and its nuisance ones, so evaluation can check that shape,
     # position and size are kept.
+    epochs = max(CLASSIFIER["epochs"], math.ceil(CLASSIFIER_MIN_IMAGES / max(1, made["n_train"])))
     clf_meta = train_attribute_classifier(data_dir, clf_path, image_size=size, seed=seed, device=str(dev),
-                                          **CLASSIFIER)
+                                          **{**CLASSIFIER, "epochs": epochs})
 
     remaining = budget_s - (time.perf_counter() - t0) - EVAL_RESERVE_S
     cfg = _stargan_config(overrides, seed, size, iterations, data_dir, schema, str(dev), max(30.0, remaining))
