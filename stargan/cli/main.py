@@ -223,7 +223,8 @@ def demo(out: Path | None, budget_minutes: float, seed: int, size: int, override
 
     No data and no flags needed. Writes the shapes dataset, an attribute classifier, a StarGAN run folder
     (checkpoints, TensorBoard), eval/metrics.json and grid.png (test inputs x target attributes), then prints
-    the colour-change accuracy and the counterfactual error against the do-nothing baseline.
+    the colour-change accuracy, the counterfactual error against the do-nothing baseline (overall and per
+    attribute) and how often shape, position and size are kept.
     """
     from stargan.cli.demo import run_demo
 
