@@ -137,6 +137,9 @@ def main() -> None:
     ap.add_argument("--step-precision", default=None, help="default: amp_bf16 on CUDA, fp32 on the CPU")
     ap.add_argument("--out", type=Path, default=None, help="folder for bench_data.json and bench_data.md")
     args = ap.parse_args()
+    unknown = sorted(set(args.sources.split(",")) - {"original", "resized"})
+    if unknown:
+        ap.error(f"--sources: unknown {', '.join(unknown)}; expected original and/or resized")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cpus = available_cpus()
     if args.workers:

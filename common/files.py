@@ -55,14 +55,15 @@ def is_temp_file(name: str) -> bool:
     return name.startswith(".") and name.endswith(_TEMP_SUFFIX) and len(name) > len(_TEMP_SUFFIX) + 1
 
 
-def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temp files (:func:`is_temp_file`) directly in ``folder``; only safe while no other process
-    writes there (a run folder under its lock). Returns what was removed."""
+def remove_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temp files (:func:`is_temp_file`) directly in ``folder`` (``recursive``: in its subfolders
+    too); only safe while no other process writes there (a run folder under its lock). Returns what was
+    removed."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
-    for entry in sorted(folder.iterdir()):
+    for entry in sorted(folder.rglob("*") if recursive else folder.iterdir()):
         if is_temp_file(entry.name) and entry.is_file():
             entry.unlink(missing_ok=True)
             removed.append(entry)

@@ -34,7 +34,7 @@ from common.data.images import load_rgb, write_png
 from common.data.loader import available_cpus
 from common.data.shapes import ATTR_FILE, IMAGES_DIR, PARTITION_FILE
 from common.errors import UserError
-from common.files import is_temp_file, read_json_or_none, write_json_atomic, write_text_atomic
+from common.files import read_json_or_none, remove_temp_files, write_json_atomic, write_text_atomic
 from stargan.datasets import crop_resize, read_partition
 
 log = logging.getLogger(__name__)
@@ -93,14 +93,6 @@ def _check_out(out: Path, src: Path, settings: dict[str, Any]) -> dict[str, Any]
         raise UserError(f"{out}: holds a resized copy made with other settings: {'; '.join(differ)}; choose a new "
                         "or empty folder")
     return marker
-
-
-def _remove_temp_files(folder: Path) -> None:
-    """Temp files a killed run left beside its PNGs (the folder is ours: its marker says so)."""
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            if is_temp_file(name):
-                Path(dirpath, name).unlink(missing_ok=True)
 
 
 def _run_jobs(jobs: Sequence[Job], workers: int, skip_bad: bool) -> list[int]:
@@ -170,10 +162,9 @@ def make_resized(src: str | os.PathLike, out: str | os.PathLike, image_size: int
         raise UserError(f"{image_dir}: source image folder not found")
     table = read_attr_file(attr_path)
     partition = read_partition(partition_path) if partition_path.is_file() else None
-    renamed: dict[str, str] = {}
+    renamed = {name: _png_name(name) for name in table.files}  # read_attr_file refuses duplicate names
     owner: dict[str, str] = {}
-    for name in table.files:
-        png = renamed.setdefault(name, _png_name(name))
+    for name, png in renamed.items():
         if owner.setdefault(png, name) != name:
             raise UserError(f"{attr_path}: {owner[png]} and {name} would both become {png} in the copy; rename one")
     settings = {"source": str(src.resolve()), "crop_size": crop_size, "image_size": image_size,
@@ -193,7 +184,7 @@ def make_resized(src: str | os.PathLike, out: str | os.PathLike, image_size: int
             "attr_file": ATTR_FILE, "partition_file": PARTITION_FILE if partition is not None else None}
     write_json_atomic(out / MARKER, meta)
     (out / IMAGES_DIR).mkdir(exist_ok=True)
-    _remove_temp_files(out / IMAGES_DIR)
+    remove_temp_files(out / IMAGES_DIR, recursive=True)  # a killed run's; the folder is ours (its marker says so)
     todo: list[tuple[str, Job]] = []
     for name, png in renamed.items():
         dst = out / IMAGES_DIR / png
@@ -207,8 +198,9 @@ def make_resized(src: str | os.PathLike, out: str | os.PathLike, image_size: int
     write_text_atomic(out / ATTR_FILE, attr_file_text(table.names, [renamed[table.files[i]] for i in rows],
                                                       table.labels[rows].tolist()))
     if partition is not None:
-        write_text_atomic(out / PARTITION_FILE, "".join(f"{_png_name(name)} {part}\n"
-                                                        for name, part in partition.items() if name not in bad))
+        # Only images the copy holds: a partition row for an image the attribute file does not list has no PNG.
+        write_text_atomic(out / PARTITION_FILE, "".join(f"{renamed[name]} {part}\n" for name, part in partition.items()
+                                                        if name in renamed and name not in bad))
     skipped = sorted(bad)
     write_json_atomic(out / MARKER, {**meta, "complete": True, "rows": len(rows), "skipped": skipped})
     return {**summary, "rows": len(rows), "written": len(todo) - len(bad), "reused": len(renamed) - len(todo),

@@ -16,8 +16,9 @@ from stargan.cli.common import user_errors
 @click.option("--src", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="CelebA-format folder: images/ and list_attr_celeba.txt (list_eval_partition.txt optional). "
                    "Only read.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write: missing, empty, or an unfinished copy with the same settings (resumed).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder to write: missing, empty, or a copy with the same settings (source, crop, size, label "
+                   "files): an unfinished one is resumed, a finished one left as it is.")
 @click.option("--size", required=True, type=click.IntRange(min=1), help="Image side of the copy: the config's "
                                                                          "data.image_size, e.g. 128.")
 @click.option("--crop", default=None, type=click.IntRange(min=1),
@@ -26,15 +27,15 @@ from stargan.cli.common import user_errors
               help="Processes that decode and resize [default: the CPUs this process may use].")
 @click.option("--skip-bad", is_flag=True,
               help="Leave unreadable images out of the copy and its label files (named in resized.json) instead of "
-                   "stopping at the first.")
+                   "stopping at the first (a seeded test_count split then differs; a partition file keeps it).")
 @user_errors
 def resize_dataset(src: Path, out: Path, size: int, crop: int | None, workers: int | None, skip_bad: bool) -> None:
     """Write a copy of a CelebA-format dataset with every image centre-cropped and resized once, for machines
     whose CPUs cannot decode and resize the originals as fast as the GPU trains.
 
     The copy holds PNGs made by the training transform itself, so training on it with crop_size null and
-    data.image_size SIZE gives exactly the tensors of the original with crop_size CROP: same split, labels and
-    flips. An interrupted run resumes when started again with the same arguments.
+    data.image_size SIZE gives exactly the tensors of the original with crop_size CROP read with the default
+    decoder (pil): same split, labels and flips. An interrupted run resumes when started again with the same arguments.
     """
     from stargan.resized import MARKER, make_resized
 
@@ -60,4 +61,6 @@ def resize_dataset(src: Path, out: Path, size: int, crop: int | None, workers: i
         click.echo(f"partition: {summary['partition_file']}")
     click.echo(f"train on it: --set data.datasets.0.image_dir={summary['images']} "
                f"--set data.datasets.0.attr_path={summary['attr_file']} --set data.datasets.0.crop_size=null "
-               f"--set data.image_size={size}")
+               f"--set data.image_size={size}"
+               + (f" --set data.datasets.0.partition_path={summary['partition_file']}"
+                  if summary["partition_file"] else ""))
