@@ -33,10 +33,11 @@ class LossConfig:
     pool_size: int = 50
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
+    lambda_mask_binary: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
-                                                 "pool_size", "lambda_mask", "lambda_mask_tv"))
+                                                 "pool_size", "lambda_mask", "lambda_mask_tv", "lambda_mask_binary"))
 
 
 @dataclass
@@ -52,8 +53,10 @@ class CycleGANConfig(TrainConfig):
         super().validate(where)
         for key, side in self.data.network_sides().items():
             self.network.check_side(where, key, side)
-        if (self.loss.lambda_mask or self.loss.lambda_mask_tv) and not self.network.attention_mask:
-            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv' need network.attention_mask: "
+        if (self.loss.lambda_mask or self.loss.lambda_mask_tv or self.loss.lambda_mask_binary) \
+                and not self.network.attention_mask:
+            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv'/'loss.lambda_mask_binary' need "
+                            "network.attention_mask: "
                             "true (they penalise the attention mask)")
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
             raise UserError(

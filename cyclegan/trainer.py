@@ -14,7 +14,7 @@ from common.data.images import to_channels
 from common.data.unpaired import UnpairedDataset, UnpairedSampler
 from common.distributed import allreduce_gradients
 from common.epoch_trainer import EpochTrainer
-from common.layers.masked_output import mask_penalties
+from common.layers.masked_output import mask_loss
 from common.losses import cycle_loss, discriminator_loss, gan_loss, gradient_penalty, identity_loss
 from common.pool import ImagePool
 from common.training import set_requires_grad
@@ -93,10 +93,8 @@ class CycleGANTrainer(EpochTrainer):
             terms.append(gan_loss(D_B(fake_a), True, mode, name="G/gan_B"))
             terms.append(cycle_loss(rec_a, real_a, lam.lambda_A, name="G/cycle_A"))
             terms.append(cycle_loss(rec_b, real_b, lam.lambda_B, name="G/cycle_B"))
-            if masks and (lam.lambda_mask or lam.lambda_mask_tv):
-                pairs = [mask_penalties(m.float(), lam.lambda_mask, lam.lambda_mask_tv) for m in masks]
-                sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
-                terms.append((sparsity + smooth, {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}))
+            if masks and (lam.lambda_mask or lam.lambda_mask_tv or lam.lambda_mask_binary):
+                terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:
             logs.update(values)

@@ -84,16 +84,20 @@ class DataConfig:
 class NetworkConfig:
     """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
-    official generator."""
+    official generator. texture_features: number of modulated Fourier features (plane waves with learned
+    frequencies, scaled by amplitude maps G computes) fed to G's last conv, so it can paint periodic texture
+    (stripes) finer than its bottleneck grid (common/layers/fourier_texture.py); 0 is the official generator."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
     g_repeat_num: int = 6
     d_repeat_num: int = 6
     attention_mask: bool = False
+    texture_features: int = 0
 
     def validate(self, where: str) -> None:
-        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
+        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
+                             ("texture_features", 0)):
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
 
@@ -116,10 +120,11 @@ class LossConfig:
     lambda_id: float = 0.0
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
+    lambda_mask_binary: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
-                                                 "lambda_mask_tv"))
+                                                 "lambda_mask_tv", "lambda_mask_binary"))
 
 
 @dataclass
@@ -157,8 +162,10 @@ class StarGANConfig(TrainConfig):
 
     def validate(self, where: str) -> None:
         super().validate(where)
-        if (self.loss.lambda_mask or self.loss.lambda_mask_tv) and not self.network.attention_mask:
-            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv' need network.attention_mask: "
+        if (self.loss.lambda_mask or self.loss.lambda_mask_tv or self.loss.lambda_mask_binary) \
+                and not self.network.attention_mask:
+            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv'/'loss.lambda_mask_binary' need "
+                            "network.attention_mask: "
                             "true (they penalise the attention mask)")
         size, depth = self.data.image_size, self.network.d_repeat_num
         if size % DOWNSAMPLING:

@@ -25,7 +25,7 @@ from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.labels.space import LabelSpace
 from common.labels.targets import random_targets, shuffle_targets
-from common.layers.masked_output import mask_penalties
+from common.layers.masked_output import mask_loss
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.training import (
     Precision,
@@ -182,11 +182,9 @@ class StarGANTrainer(TrainerBase):
         input's own labels changes nothing) and the attention-mask penalties (on the translation's mask, given
         in ``masks``, and the reconstruction's, the last G call's)."""
         lam, terms = self.cfg.loss, []
-        if self.cfg.network.attention_mask and (lam.lambda_mask or lam.lambda_mask_tv):
+        if self.cfg.network.attention_mask and (lam.lambda_mask or lam.lambda_mask_tv or lam.lambda_mask_binary):
             masks = masks + [self.nets["G"].attention.last_mask]
-            pairs = [mask_penalties(m.float(), lam.lambda_mask, lam.lambda_mask_tv) for m in masks]
-            sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
-            terms.append((sparsity + smooth, {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}))
+            terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
         if lam.lambda_id > 0:
             terms.append(l1_loss(G(x_real, c_org), x_real, lam.lambda_id, name="G/id"))
         return terms
