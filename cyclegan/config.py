@@ -23,7 +23,9 @@ class DataConfig(ImageDataConfig):
 class LossConfig:
     """lambda_identity is relative: the identity L1 of G_A is weighted lambda_identity * lambda_B (official).
     lambda_mask, lambda_mask_tv (not official; 0 = off): GANimation's penalties on the attention masks
-    (``network.attention_mask``) of the four translations of a step: their mean and total variation."""
+    (``network.attention_mask``) of the four translations of a step: their mean and total variation;
+    lambda_mask_binary (ours, 0 = off): the mean of ``4 m (1 - m)`` on the same masks, pushing each pixel to 0
+    or 1."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0

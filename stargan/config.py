@@ -84,20 +84,16 @@ class DataConfig:
 class NetworkConfig:
     """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
-    official generator. texture_features: number of modulated Fourier features (plane waves with learned
-    frequencies, scaled by amplitude maps G computes) fed to G's last conv, so it can paint periodic texture
-    (stripes) finer than its bottleneck grid (common/layers/fourier_texture.py); 0 is the official generator."""
+    official generator."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
     g_repeat_num: int = 6
     d_repeat_num: int = 6
     attention_mask: bool = False
-    texture_features: int = 0
 
     def validate(self, where: str) -> None:
-        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
-                             ("texture_features", 0)):
+        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
 

@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 
 from common.layers.conv import Conv2d
-from common.layers.fourier_texture import FourierTexture
 from common.layers.masked_output import AttentionMask
 from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
@@ -59,8 +58,7 @@ class Generator(nn.Module):
     :func:`stargan.import_official.convert_official_generator` drops them from official files.
     """
 
-    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
-                 texture_features: int = 0) -> None:
+    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -69,16 +67,11 @@ class Generator(nn.Module):
             attention_mask: paint a fourth channel, the mask of
                 :class:`~common.layers.masked_output.AttentionMask` (GANimation): output = mask x colour +
                 (1 - mask) x input. Off is the official network.
-            texture_features: number of modulated Fourier features
-                (:class:`~common.layers.fourier_texture.FourierTexture`) the last conv sees beside the
-                full-resolution features, so G can paint periodic texture finer than its bottleneck grid; the
-                last conv then has ``conv_dim + texture_features`` inputs. 0 is the official network.
         """
         super().__init__()
-        if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
-            raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
-                             f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
-                             f"texture_features={texture_features}")
+        if c_dim < 1 or conv_dim < 1 or repeat_num < 0:
+            raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0; got "
+                             f"c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}")
         self.c_dim = c_dim
         self.conv_dim = conv_dim
         self.repeat_num = repeat_num
@@ -105,12 +98,9 @@ class Generator(nn.Module):
             ]
             dim //= 2
         painted = 4 if attention_mask else 3
-        # Same index for the last conv with or without texture features, so the key names never change.
-        layers += [nn.Conv2d(dim + texture_features, painted, kernel_size=7, stride=1, padding=3, bias=False),
-                   nn.Tanh()]
+        layers += [nn.Conv2d(dim, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.attention = AttentionMask() if attention_mask else None
-        self.texture = FourierTexture(dim, texture_features) if texture_features else None
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -118,12 +108,7 @@ class Generator(nn.Module):
             raise ValueError(f"labels must have shape ({x.shape[0]}, {self.c_dim}); got {tuple(c.shape)}")
         # Each label becomes a constant feature map so every spatial position sees the target domain.
         c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
-        h = torch.cat([x, c], dim=1)
-        if self.texture is None:
-            out = self.main(h)
-        else:
-            h = self.main[:-2](h)
-            out = self.main[-2:](torch.cat([h, self.texture(h)], dim=1))
+        out = self.main(torch.cat([x, c], dim=1))
         return out if self.attention is None else self.attention(out, x)
 
 

@@ -118,7 +118,7 @@ def test_epoch_families_keep_and_use_an_ema(tmp_path, unpaired_root, family):
 
 @pytest.mark.parametrize("args, named", [
     (["--set", "network.g_conv_dim=0"], "network.g_conv_dim"),
-    (["--set", "loss.lambda_mask=0.1"], "network.attention_mask"),
+    (["--recipe", "official", "--set", "loss.lambda_mask=0.1"], "network.attention_mask"),
     (["--size", "40"], "data.image_size"),
     (["--set", "data.image_size=64"], "--size"),
 ])

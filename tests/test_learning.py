@@ -2,10 +2,12 @@
 colours far above chance and gets closer to the ground-truth counterfactuals than doing nothing."""
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
+from common.checkpoint import load_checkpoint
 from stargan.cli import demo
 from stargan.cli.demo import run_demo
 
@@ -29,15 +31,19 @@ def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch, caplog):
     assert any("colour-change accuracy" in line for line in lines)
 
 
-def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch):
-    """`stargan demo` through the CLI, shrunk to seconds: every stage runs and the summary is printed."""
+@pytest.mark.parametrize("recipe", [None, "official"])
+def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
+    """`stargan demo` through the CLI, shrunk to seconds: every stage runs and the summary is printed; the
+    default recipe trains the masked generator with its penalties and an EMA, `--recipe official` the official
+    one."""
     monkeypatch.setitem(demo.DATA, "n", 60)
     monkeypatch.setitem(demo.CLASSIFIER, "epochs", 1)
     monkeypatch.setattr(demo, "CLASSIFIER_MIN_IMAGES", 0)
     monkeypatch.setitem(demo.DEMO_STARGAN, "optim", {**demo.DEMO_STARGAN["optim"], "num_iters": 4,
                                                      "num_iters_decay": 1})
     monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
-    result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu"])
+    recipe_args = ["--recipe", recipe] if recipe else []
+    result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", *recipe_args])
     assert "colour-change accuracy" in result.output and "counterfactual L1" in result.output
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert summary["iterations"] == 4 and summary["dataset_images"] == 60
@@ -46,3 +52,10 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch):
     assert list(summary["nuisance_kept"]) == ["Shape", "Left", "Top", "Large"]
     assert set(summary["shape_kept_per_attribute"]) == set(summary["counterfactual_l1_ratio_per_attribute"])
     assert (tmp_path / "demo" / "grid.png").is_file()
+    ckpt = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "latest.pt")
+    preserving = recipe is None
+    assert summary["recipe"] == ("preserving" if preserving else "official")
+    assert f"({summary['recipe']} recipe," in result.output
+    assert ckpt["config"]["network"]["attention_mask"] is preserving
+    assert ckpt["config"]["loss"]["lambda_mask_binary"] == (0.05 if preserving else 0.0)
+    assert ("G_ema" in ckpt["nets"]) is preserving

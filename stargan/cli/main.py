@@ -212,12 +212,16 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--size", default=32, show_default=True, type=click.IntRange(min=16),
               help="Image side of the shapes data and the StarGAN (a multiple of 16).")
+@click.option("--recipe", type=click.Choice(["preserving", "official"]), default="preserving", show_default=True,
+              help="preserving: the attention mask (sparsity 0.02, binarisation 0.05, no TV) and an EMA of G, "
+                   "so edits leave the rest of the image alone; official: the official StarGAN networks and "
+                   "losses (docs/fidelity.md compares them).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a value of the demo's StarGAN config, e.g. --set network.attention_mask=true "
+              help="Override a value of the demo's StarGAN config after the recipe, e.g. --set ema.decay=0 "
                    "(repeatable; checked before any work).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
-def demo(out: Path | None, budget_minutes: float, seed: int, size: int, overrides: tuple[str, ...],
+def demo(out: Path | None, budget_minutes: float, seed: int, size: int, recipe: str, overrides: tuple[str, ...],
          device: str) -> None:
     """Make a synthetic dataset, train a small StarGAN on it, evaluate it, and write a picture.
 
@@ -228,7 +232,8 @@ def demo(out: Path | None, budget_minutes: float, seed: int, size: int, override
     """
     from stargan.cli.demo import run_demo
 
-    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed, overrides=overrides, size=size)
+    run_demo(out=out, budget_minutes=budget_minutes, device=device, seed=seed, overrides=overrides, size=size,
+             recipe=recipe)
 
 
 @cli.command()
