@@ -55,11 +55,12 @@ class CycleGANConfig(TrainConfig):
         super().validate(where)
         for key, side in self.data.network_sides().items():
             self.network.check_side(where, key, side)
-        if (self.loss.lambda_mask or self.loss.lambda_mask_tv or self.loss.lambda_mask_binary) \
-                and not self.network.attention_mask:
-            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv'/'loss.lambda_mask_binary' need "
-                            "network.attention_mask: "
-                            "true (they penalise the attention mask)")
+        mask_terms = {k: getattr(self.loss, k) for k in ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary")
+                      if getattr(self.loss, k)}
+        if mask_terms and not self.network.attention_mask:
+            named = ", ".join(f"'loss.{k}' ({v})" for k, v in mask_terms.items())
+            raise UserError(f"{where}: {named} need network.attention_mask: true (they penalise the attention mask); "
+                            "set them to 0 or switch the mask on")
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
             raise UserError(
                 f"{where}: key 'loss.lambda_identity' must be 0 when network.input_nc != network.output_nc"

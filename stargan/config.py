@@ -106,7 +106,9 @@ class LossConfig:
     Not in the official code (0 = off): lambda_id, an identity term ``L1(G(x, c_org), x)`` (translating to the
     labels an image already has should change nothing); lambda_mask and lambda_mask_tv, GANimation's
     penalties on the attention mask (``network.attention_mask``): its mean (edits stay local) and its total
-    variation (the mask stays smooth), on the masks of the translation and of the reconstruction."""
+    variation (the mask stays smooth), on the masks of the translation and of the reconstruction;
+    lambda_mask_binary, the mean of ``4 m (1 - m)`` on the same masks (each mask pixel pushed to 0 or 1 rather
+    than a blend; ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
@@ -158,11 +160,12 @@ class StarGANConfig(TrainConfig):
 
     def validate(self, where: str) -> None:
         super().validate(where)
-        if (self.loss.lambda_mask or self.loss.lambda_mask_tv or self.loss.lambda_mask_binary) \
-                and not self.network.attention_mask:
-            raise UserError(f"{where}: keys 'loss.lambda_mask'/'loss.lambda_mask_tv'/'loss.lambda_mask_binary' need "
-                            "network.attention_mask: "
-                            "true (they penalise the attention mask)")
+        mask_terms = {k: getattr(self.loss, k) for k in ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary")
+                      if getattr(self.loss, k)}
+        if mask_terms and not self.network.attention_mask:
+            named = ", ".join(f"'loss.{k}' ({v})" for k, v in mask_terms.items())
+            raise UserError(f"{where}: {named} need network.attention_mask: true (they penalise the attention mask); "
+                            "set them to 0 or switch the mask on")
         size, depth = self.data.image_size, self.network.d_repeat_num
         if size % DOWNSAMPLING:
             raise UserError(f"{where}: key 'data.image_size' ({size}) must be a multiple of {DOWNSAMPLING}: the "

@@ -119,12 +119,19 @@ def test_epoch_families_keep_and_use_an_ema(tmp_path, unpaired_root, family):
 @pytest.mark.parametrize("args, named", [
     (["--set", "network.g_conv_dim=0"], "network.g_conv_dim"),
     (["--recipe", "official", "--set", "loss.lambda_mask=0.1"], "network.attention_mask"),
+    (["--set", "network.attention_mask=false"], "'loss.lambda_mask_binary' (0.05)"),  # --set applies after the recipe
     (["--size", "40"], "data.image_size"),
     (["--set", "data.image_size=64"], "--size"),
 ])
 def test_demo_checks_its_options_before_any_work(tmp_path, args, named):
     result = run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", *args], code=2)
     assert result.output.count("\n") == 1 and named in result.output, result.output
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_refuses_an_unknown_recipe_listing_the_known_ones(tmp_path):
+    result = run_cli(["demo", "--out", tmp_path / "demo", "--recipe", "other"], code=2)
+    assert "'other' is not one of 'preserving', 'official'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "demo").exists()
 
 

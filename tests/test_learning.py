@@ -13,11 +13,12 @@ from stargan.cli.demo import run_demo
 
 
 @pytest.mark.slow
-def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("recipe", ["preserving", "official"])
+def test_small_stargan_learns_shapes_colours(tmp_path, monkeypatch, caplog, recipe):
     monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
     caplog.set_level(logging.INFO, logger="stargan")
-    summary = run_demo(out=tmp_path / "demo", budget_minutes=60, device="cpu", seed=0,
-                       n_images=1000, iterations=1200)  # n_critic 2, lr 5e-4: ~89% here
+    summary = run_demo(out=tmp_path / "demo", budget_minutes=60, device="cpu", seed=0, recipe=recipe,
+                       n_images=1000, iterations=1200)  # n_critic 2, lr 5e-4: the official recipe ~89% here
     assert summary["iterations"] == 1200  # the budget did not cut training short
     # 4 colours: chance is 25%.
     assert summary["colour_change_n"] >= 300
@@ -52,6 +53,7 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
     assert list(summary["nuisance_kept"]) == ["Shape", "Left", "Top", "Large"]
     assert set(summary["shape_kept_per_attribute"]) == set(summary["counterfactual_l1_ratio_per_attribute"])
     assert (tmp_path / "demo" / "grid.png").is_file()
+    assert summary["overrides"] == []
     ckpt = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "latest.pt")
     preserving = recipe is None
     assert summary["recipe"] == ("preserving" if preserving else "official")
@@ -59,3 +61,10 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
     assert ckpt["config"]["network"]["attention_mask"] is preserving
     assert ckpt["config"]["loss"]["lambda_mask_binary"] == (0.05 if preserving else 0.0)
     assert ("G_ema" in ckpt["nets"]) is preserving
+
+
+def test_demo_recipe_choices_are_the_recipes():
+    from stargan.cli.main import demo as demo_command
+
+    option = next(p for p in demo_command.params if p.name == "recipe")
+    assert sorted(option.type.choices) == sorted(demo.RECIPES) and option.default in demo.RECIPES

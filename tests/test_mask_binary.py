@@ -35,6 +35,13 @@ def test_mask_loss_sums_the_masks_and_pushes_each_pixel_to_its_nearer_side():
     assert "G/mask_bin" not in logs  # off at weight 0
 
 
+def test_a_mask_one_pixel_high_has_no_vertical_variation_not_nan():
+    row = torch.tensor([0.0, 1.0, 0.5]).view(1, 1, 1, 3)
+    total, logs = mask_loss([row], 0.0, 1.0, 1.0)
+    assert torch.isfinite(total)
+    assert logs["G/mask_tv"].item() == pytest.approx((1.0 + 0.25) / 2)  # horizontal neighbours only
+
+
 def test_stargan_trains_with_the_binary_penalty_logs_it_and_it_changes_the_result(tmp_path, shapes):
     sets = shapes_overrides(shapes) + ["network.attention_mask=true", "loss.lambda_mask=0.02",
                                        "optim.num_iters=6", "optim.num_iters_decay=3"]

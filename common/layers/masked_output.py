@@ -44,8 +44,14 @@ def mask_penalties(mask: Tensor, weight_sparsity: float, weight_smooth: float) -
     (GANimation's L1 attention loss, pushing edits to be local) and its total variation (squared differences
     of neighbours, as GANimation's, pushing the mask to be smooth)."""
     sparsity = mask.mean()
-    tv = (mask[:, :, 1:, :] - mask[:, :, :-1, :]).pow(2).mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).pow(2).mean()
+    tv = _mean_square(mask[:, :, 1:, :] - mask[:, :, :-1, :]) + _mean_square(mask[:, :, :, 1:] - mask[:, :, :, :-1])
     return weight_sparsity * sparsity, weight_smooth * tv
+
+
+def _mean_square(diff: Tensor) -> Tensor:
+    # A mask one pixel high (or wide) has no neighbours along that axis: 0, not the NaN of an empty mean, which
+    # a weight of 0 would not cancel.
+    return diff.pow(2).mean() if diff.numel() else diff.new_zeros(())
 
 
 def mask_binary_penalty(mask: Tensor, weight: float) -> Tensor:

@@ -74,7 +74,7 @@ def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations
             # The demo makes its data at --size: the StarGAN must see it at that size, from that folder.
             raise UserError(f"--set {text!r}: the demo sets this itself; use --size for the image side")
     if recipe not in RECIPES:
-        raise UserError(f"recipe {recipe!r} is not one of {sorted(RECIPES)}")
+        raise UserError(f"--recipe {recipe!r} is not one of {sorted(RECIPES)}")
     config = copy.deepcopy(DEMO_STARGAN)
     for section, values in RECIPES[recipe].items():
         config.setdefault(section, {}).update(values)
@@ -148,7 +148,8 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     nuisance = metrics.get("nuisance") or {}
     summary = {
         "out": str(out), "device": str(dev), "seconds": round(time.perf_counter() - t0, 1),
-        "recipe": recipe, "train_seconds": round(train_s, 1), "iterations": steps,
+        "recipe": recipe, "overrides": list(overrides), "train_seconds": round(train_s, 1),
+        "iterations": steps,
         "iterations_planned": cfg.optim.num_iters,
         "colour_change_accuracy": acc, "colour_change_n": acc_n,
         "target_accuracy": (metrics.get("target_accuracy") or {}).get("overall"),
