@@ -28,6 +28,19 @@ def check_non_negative(where: str, section: str, obj: Any, keys: tuple[str, ...]
         check_value(where, f"{section}.{key}", value, value >= 0, ">= 0")
 
 
+MASK_PENALTIES = ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary")
+
+
+def check_mask_penalties(where: str, loss: Any, attention_mask: bool) -> None:
+    """The attention-mask penalties (:data:`MASK_PENALTIES` of a ``loss`` section) need the mask; the error names
+    the keys that are set and their values."""
+    terms = {k: getattr(loss, k) for k in MASK_PENALTIES if getattr(loss, k)}
+    if terms and not attention_mask:
+        named = ", ".join(f"'loss.{k}' ({v})" for k, v in terms.items())
+        raise UserError(f"{where}: {named} need network.attention_mask: true (they penalise the attention mask); "
+                        "set them to 0 or switch the mask on")
+
+
 @dataclass
 class RunConfig:
     """Where and how a run executes.

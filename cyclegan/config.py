@@ -6,7 +6,7 @@ from typing import Literal
 
 from common.errors import UserError
 from common.gan_config import CHANNELS, ImageDataConfig, NetworkConfig, OptimConfig
-from common.train_config import TrainConfig, check_non_negative
+from common.train_config import TrainConfig, check_mask_penalties, check_non_negative
 
 __all__ = ["CHANNELS", "CycleGANConfig", "DataConfig", "LossConfig", "NetworkConfig", "OptimConfig"]
 
@@ -55,12 +55,7 @@ class CycleGANConfig(TrainConfig):
         super().validate(where)
         for key, side in self.data.network_sides().items():
             self.network.check_side(where, key, side)
-        mask_terms = {k: getattr(self.loss, k) for k in ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary")
-                      if getattr(self.loss, k)}
-        if mask_terms and not self.network.attention_mask:
-            named = ", ".join(f"'loss.{k}' ({v})" for k, v in mask_terms.items())
-            raise UserError(f"{where}: {named} need network.attention_mask: true (they penalise the attention mask); "
-                            "set them to 0 or switch the mask on")
+        check_mask_penalties(where, self.loss, self.network.attention_mask)
         if self.network.input_nc != self.network.output_nc and self.loss.lambda_identity > 0:
             raise UserError(
                 f"{where}: key 'loss.lambda_identity' must be 0 when network.input_nc != network.output_nc"

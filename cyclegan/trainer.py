@@ -17,6 +17,7 @@ from common.epoch_trainer import EpochTrainer
 from common.layers.masked_output import mask_loss
 from common.losses import cycle_loss, discriminator_loss, gan_loss, gradient_penalty, identity_loss
 from common.pool import ImagePool
+from common.train_config import MASK_PENALTIES
 from common.training import set_requires_grad
 from cyclegan.config import CycleGANConfig
 from cyclegan.model import build_networks
@@ -93,7 +94,7 @@ class CycleGANTrainer(EpochTrainer):
             terms.append(gan_loss(D_B(fake_a), True, mode, name="G/gan_B"))
             terms.append(cycle_loss(rec_a, real_a, lam.lambda_A, name="G/cycle_A"))
             terms.append(cycle_loss(rec_b, real_b, lam.lambda_B, name="G/cycle_B"))
-            if masks and (lam.lambda_mask or lam.lambda_mask_tv or lam.lambda_mask_binary):
+            if masks and any(getattr(lam, k) for k in MASK_PENALTIES):
                 terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from common.config import check_value
 from common.errors import UserError
-from common.train_config import LogConfig, TrainConfig, check_adam, check_non_negative
+from common.train_config import LogConfig, TrainConfig, check_adam, check_mask_penalties, check_non_negative
 from stargan.networks import DOWNSAMPLING
 
 
@@ -160,12 +160,7 @@ class StarGANConfig(TrainConfig):
 
     def validate(self, where: str) -> None:
         super().validate(where)
-        mask_terms = {k: getattr(self.loss, k) for k in ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary")
-                      if getattr(self.loss, k)}
-        if mask_terms and not self.network.attention_mask:
-            named = ", ".join(f"'loss.{k}' ({v})" for k, v in mask_terms.items())
-            raise UserError(f"{where}: {named} need network.attention_mask: true (they penalise the attention mask); "
-                            "set them to 0 or switch the mask on")
+        check_mask_penalties(where, self.loss, self.network.attention_mask)
         size, depth = self.data.image_size, self.network.d_repeat_num
         if size % DOWNSAMPLING:
             raise UserError(f"{where}: key 'data.image_size' ({size}) must be a multiple of {DOWNSAMPLING}: the "

@@ -27,6 +27,7 @@ from common.labels.space import LabelSpace
 from common.labels.targets import random_targets, shuffle_targets
 from common.layers.masked_output import mask_loss
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
+from common.train_config import MASK_PENALTIES
 from common.training import (
     Precision,
     StepMeter,
@@ -182,7 +183,7 @@ class StarGANTrainer(TrainerBase):
         input's own labels changes nothing) and the attention-mask penalties (on the translation's mask, given
         in ``masks``, and the reconstruction's, the last G call's)."""
         lam, terms = self.cfg.loss, []
-        if self.cfg.network.attention_mask and (lam.lambda_mask or lam.lambda_mask_tv or lam.lambda_mask_binary):
+        if self.cfg.network.attention_mask and any(getattr(lam, k) for k in MASK_PENALTIES):
             masks = masks + [self.nets["G"].attention.last_mask]
             terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
         if lam.lambda_id > 0:

@@ -149,8 +149,7 @@ def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str =
     summary = {
         "out": str(out), "device": str(dev), "seconds": round(time.perf_counter() - t0, 1),
         "recipe": recipe, "overrides": list(overrides), "train_seconds": round(train_s, 1),
-        "iterations": steps,
-        "iterations_planned": cfg.optim.num_iters,
+        "iterations": steps, "iterations_planned": cfg.optim.num_iters,
         "colour_change_accuracy": acc, "colour_change_n": acc_n,
         "target_accuracy": (metrics.get("target_accuracy") or {}).get("overall"),
         "counterfactual_l1": cf.get("l1"), "baseline_l1": cf.get("baseline_l1"), "counterfactual_n": cf.get("n"),
