@@ -84,13 +84,15 @@ class DataConfig:
 class NetworkConfig:
     """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
-    official generator."""
+    official generator. g_upsample: ``transposed`` (official) or ``nearest``
+    (upsampling then a 3x3 conv, which cannot paint the transposed convs' 2-pixel checkerboard)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
     g_repeat_num: int = 6
     d_repeat_num: int = 6
     attention_mask: bool = False
+    g_upsample: Literal["transposed", "nearest"] = "transposed"
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
@@ -108,7 +110,8 @@ class LossConfig:
     penalties on the attention mask (``network.attention_mask``): its mean (edits stay local) and its total
     variation (the mask stays smooth), on the masks of the translation and of the reconstruction;
     lambda_mask_binary, the mean of ``4 m (1 - m)`` on the same masks (each mask pixel pushed to 0 or 1 rather
-    than a blend; ours, docs/fidelity.md)."""
+    than a blend; ours, docs/fidelity.md); lambda_cls_fake, D's classification loss on the translations with
+    the labels they were translated from (ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
@@ -119,10 +122,11 @@ class LossConfig:
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
     lambda_mask_binary: float = 0.0
+    lambda_cls_fake: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
-                                                 "lambda_mask_tv", "lambda_mask_binary"))
+                                                 "lambda_mask_tv", "lambda_mask_binary", "lambda_cls_fake"))
 
 
 @dataclass

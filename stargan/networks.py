@@ -15,6 +15,7 @@ from common.networks.factory import count_parameters  # noqa: F401  (re-exported
 
 # G halves the resolution twice and doubles it back: input sides must be multiples of this.
 DOWNSAMPLING = 4
+UPSAMPLING = ("transposed", "nearest")
 
 
 def _instance_norm(channels: int) -> nn.InstanceNorm2d:
@@ -58,7 +59,8 @@ class Generator(nn.Module):
     :func:`stargan.import_official.convert_official_generator` drops them from official files.
     """
 
-    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False) -> None:
+    def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
+                 upsample: str = "transposed") -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -67,8 +69,13 @@ class Generator(nn.Module):
             attention_mask: paint a fourth channel, the mask of
                 :class:`~common.layers.masked_output.AttentionMask` (GANimation): output = mask x colour +
                 (1 - mask) x input. Off is the official network.
+            upsample: ``transposed`` (official: stride-2 transposed 4x4 convs) or ``nearest`` (nearest-neighbour
+                upsampling then a 3x3 conv, Odena et al. 2016), which cannot paint the transposed convs'
+                2-pixel checkerboard.
         """
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0; got "
                              f"c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}")
@@ -91,8 +98,12 @@ class Generator(nn.Module):
             dim *= 2
         layers += [ResidualBlock(dim) for _ in range(repeat_num)]
         for _ in range(2):
+            if upsample == "nearest":
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(dim, dim // 2, kernel_size=3, stride=1, padding=1, bias=False)]
+            else:
+                layers += [nn.ConvTranspose2d(dim, dim // 2, kernel_size=4, stride=2, padding=1, bias=False)]
             layers += [
-                nn.ConvTranspose2d(dim, dim // 2, kernel_size=4, stride=2, padding=1, bias=False),
                 _instance_norm(dim // 2),
                 nn.ReLU(inplace=True),
             ]

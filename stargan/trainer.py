@@ -142,6 +142,14 @@ class StarGANTrainer(TrainerBase):
                                             sample_mask=labels.cls_mask(dataset, c_org))
             d_fake, v_fake = gan_loss(out_src[n:], False, mode, name="D/fake")
             d_loss = d_real + d_fake + lam.lambda_cls * d_cls
+            if lam.lambda_cls_fake:
+                # D's classifier also learns the translations, as showing the labels they were made from: G's
+                # classification term is then earned only by changes D cannot tell from real ones, not by the
+                # cheapest cue of the target on real images (docs/fidelity.md).
+                d_cls_fake, v_cls_fake = grouped_cls_loss(out_cls[n:].float(), c_org, slices, name="D/cls_fake",
+                                                          sample_mask=labels.cls_mask(dataset, c_org))
+                d_loss = d_loss + lam.lambda_cls_fake * d_cls_fake
+                logs.update(v_cls_fake)
         logs.update(v_real)
         logs.update(v_cls)
         logs.update(v_fake)
