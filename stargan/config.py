@@ -84,8 +84,8 @@ class DataConfig:
 class NetworkConfig:
     """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
-    official generator. g_upsample: ``transposed`` (official) or ``nearest``
-    (upsampling then a 3x3 conv, which cannot paint the transposed convs' 2-pixel checkerboard)."""
+    official generator. g_upsample: ``transposed`` (official) or ``nearest`` (upsampling then a 3x3 conv, which
+    cannot paint the transposed convs' 2-pixel checkerboard; docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
