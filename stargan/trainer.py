@@ -135,11 +135,11 @@ class StarGANTrainer(TrainerBase):
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
         n = x_real.shape[0]
+        mask_org = labels.cls_mask(dataset, c_org)
         with prec.autocast():
             out_src, out_cls = D(torch.cat([x_real, x_fake.detach().to(x_real.dtype)]))
             d_real, v_real = gan_loss(out_src[:n], True, mode, name="D/real")
-            d_cls, v_cls = grouped_cls_loss(out_cls[:n].float(), c_org, slices, name="D/cls",
-                                            sample_mask=labels.cls_mask(dataset, c_org))
+            d_cls, v_cls = grouped_cls_loss(out_cls[:n].float(), c_org, slices, name="D/cls", sample_mask=mask_org)
             d_fake, v_fake = gan_loss(out_src[n:], False, mode, name="D/fake")
             d_loss = d_real + d_fake + lam.lambda_cls * d_cls
             if lam.lambda_cls_fake:
@@ -147,7 +147,7 @@ class StarGANTrainer(TrainerBase):
                 # classification term is then earned only by changes D cannot tell from real ones, not by the
                 # cheapest cue of the target on real images (docs/fidelity.md).
                 d_cls_fake, v_cls_fake = grouped_cls_loss(out_cls[n:].float(), c_org, slices, name="D/cls_fake",
-                                                          sample_mask=labels.cls_mask(dataset, c_org))
+                                                          sample_mask=mask_org)
                 d_loss = d_loss + lam.lambda_cls_fake * d_cls_fake
                 logs.update(v_cls_fake)
         logs.update(v_real)

@@ -41,7 +41,7 @@ def test_transposed_upsampling_paints_a_checkerboard_on_flat_input_and_nearest_d
     assert spread["nearest"] < 1e-5
 
 
-def test_nearest_generator_shapes_keys_and_bad_mode():
+def test_nearest_generator_keeps_the_shape_has_no_transposed_conv_and_refuses_a_bad_mode():
     g = Generator(c_dim=3, conv_dim=8, repeat_num=1, upsample="nearest", attention_mask=True)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert g(x, torch.eye(3)[:2]).shape == x.shape
