@@ -24,7 +24,7 @@ from common.data.loader import loader_options, training_loader
 from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.labels.space import LabelSpace
-from common.labels.targets import random_targets, shuffle_targets
+from common.labels.targets import random_targets, shuffle_targets, single_group_targets
 from common.layers.masked_output import mask_loss
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.train_config import MASK_PENALTIES
@@ -109,10 +109,13 @@ class StarGANTrainer(TrainerBase):
     def targets_for(self, label_org: torch.Tensor, dataset: int) -> torch.Tensor:
         """Target labels on ``label_org``'s device, drawn on the CPU from the target generator. Given CPU labels
         (as :meth:`fit` does) nothing here waits for the GPU; the caller moves them without blocking."""
-        if self.cfg.loss.target == "shuffle":
-            return shuffle_targets(label_org, self.target_gen)
-        schema = self.labels.schemas[dataset]
-        return random_targets(schema, label_org.shape[0], self.target_gen).to(label_org.device)
+        schema, gen = self.labels.schemas[dataset], self.target_gen
+        draw = {
+            "shuffle": lambda: shuffle_targets(label_org, gen),
+            "random": lambda: random_targets(schema, label_org.shape[0], gen).to(label_org.device),
+            "single": lambda: single_group_targets(schema, label_org, gen),
+        }
+        return draw[self.cfg.loss.target]()
 
     def train_step(self, x_real: torch.Tensor, label_org: torch.Tensor, dataset: int, g_step: bool) -> dict:
         """One iteration on a batch; ``label_org`` may be on the CPU (best: the targets are then drawn there and

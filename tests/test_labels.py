@@ -5,7 +5,7 @@ from common.errors import UserError
 from common.labels.groups import AccuracyCounter, attribute_hits, logits_to_labels
 from common.labels.schema import Group, LabelSchema, SchemaError
 from common.labels.space import LabelSpace, MultiSchema
-from common.labels.targets import apply_strength, random_targets, shuffle_targets, single_changes
+from common.labels.targets import apply_strength, random_targets, shuffle_targets, single_changes, single_group_targets
 from stargan.translate import parse_target, parse_target_vector, predict_labels
 
 HAIR = ["Black_Hair", "Blond_Hair", "Brown_Hair"]
@@ -268,6 +268,36 @@ def test_the_validity_check_refuses_invalid_targets(celeba):
     labels = torch.stack([t(0, 0, 1, 1, 0), t(1, 0, 0, 0, 1)])
     for name, target in single_changes(celeba, labels):
         assert valid_targets(celeba, target).all(), name
+
+
+def test_single_group_targets_change_exactly_one_group(celeba):
+    # Valid data labels (one hair colour each) and rows with no hair colour set (CelebA has such rows).
+    rows = [t(1, 0, 0, 0, 0), t(0, 1, 0, 1, 1), t(0, 0, 1, 1, 0), t(0, 0, 0, 0, 1)]
+    labels = torch.stack(rows * 1000)
+    out = single_group_targets(celeba, labels, torch.Generator().manual_seed(0))
+    assert out.shape == labels.shape
+    hair_changed = (out[:, :3] != labels[:, :3]).any(1)
+    male_changed = out[:, 3] != labels[:, 3]
+    young_changed = out[:, 4] != labels[:, 4]
+    assert (hair_changed.int() + male_changed.int() + young_changed.int() == 1).all()
+    # From valid labels every target is valid (an untouched group keeps its data labels, as in the official
+    # test grid); the changed group is drawn uniformly.
+    has_hair = labels[:, :3].sum(1) == 1
+    assert valid_targets(celeba, out[has_hair]).all()
+    assert (out[hair_changed, :3].sum(1) == 1).all()
+    for changed in (hair_changed, male_changed, young_changed):
+        assert abs(changed.float().mean().item() - 1 / 3) < 0.03
+    # A set hair colour goes to one of the two others, each about half the time; none set goes to any.
+    black = hair_changed & (labels[:, 0] == 1)
+    assert (out[black, 0] == 0).all()
+    assert abs(out[black, 1].mean().item() - 0.5) < 0.07
+    unset = hair_changed & (labels[:, :3].sum(1) == 0)
+    assert torch.allclose(out[unset, :3].mean(0), torch.full((3,), 1 / 3), atol=0.08)
+    # Seeded, and the inputs are left as they were.
+    assert torch.equal(out, single_group_targets(celeba, labels, torch.Generator().manual_seed(0)))
+    assert torch.equal(labels, torch.stack(rows * 1000))
+    with pytest.raises(ValueError, match="labels"):
+        single_group_targets(celeba, labels[:, :4])
 
 
 def test_shuffle_targets_is_permutation():

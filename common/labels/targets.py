@@ -1,5 +1,5 @@
-"""Targets the library invents or derives from data labels: the official test grid, random valid targets, the
-official shuffled-batch rule, and continuous strength."""
+"""Targets the library invents or derives from data labels: the official test grid, random valid targets,
+single-group edits, the official shuffled-batch rule, and continuous strength."""
 from __future__ import annotations
 
 import torch
@@ -48,6 +48,43 @@ def random_targets(
             idx = torch.randint(0, stop - start, (batch_size,), generator=generator)
             out[torch.arange(batch_size), start + idx] = 1.0
     return out.to(device) if device is not None else out
+
+
+def single_group_targets(schema: LabelSchema, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Each row of ``labels`` ``(B, dim)`` with one attribute group changed, the group drawn uniformly: a
+    binary attribute flipped (0 -> 1, anything else -> 0), an exclusive group set to another member drawn
+    uniformly (any member where none is set). The edits :func:`single_changes` and evaluation ask for, as
+    training targets: with whole label vectors as targets (``shuffle``, ``random``) an edit of one group
+    alone is a small share of the draws (a background flip alone: 1 in 8 on the shapes data).
+
+    Drawn on the CPU from ``generator`` (or the global RNG), three draws per row whatever the labels, so the
+    stream does not depend on the data or the device; the result is on ``labels``' device.
+    """
+    check_width(schema, labels, "labels")
+    cpu = labels.detach().float().cpu()
+    batch = cpu.shape[0]
+    spans = schema.spans()
+    group = torch.randint(0, len(spans), (batch,), generator=generator)
+    any_draw = torch.rand(batch, generator=generator)
+    other_draw = torch.rand(batch, generator=generator)
+    out = cpu.clone()
+    for g_index, (g, start, stop) in enumerate(spans):
+        rows = (group == g_index).nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        if g.kind == "binary":
+            out[rows, start] = (cpu[rows, start] == 0).float()
+            continue
+        k = stop - start
+        current = cpu[rows, start:stop]
+        is_set = current.max(1).values > 0
+        now = current.argmax(1)
+        other = (other_draw[rows] * (k - 1)).long().clamp(max=k - 2)
+        other = other + (other >= now).long()  # a uniform draw among the k - 1 members that are not set
+        anyone = (any_draw[rows] * k).long().clamp(max=k - 1)
+        out[rows, start:stop] = 0.0
+        out[rows, start + torch.where(is_set, other, anyone)] = 1.0
+    return out.to(labels.device)
 
 
 def shuffle_targets(labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
