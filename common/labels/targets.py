@@ -55,7 +55,8 @@ def single_group_targets(schema: LabelSchema, labels: Tensor, generator: torch.G
     binary attribute flipped (0 -> 1, anything else -> 0), an exclusive group set to another member drawn
     uniformly (any member where none is set). The edits :func:`single_changes` and evaluation ask for, as
     training targets: with whole label vectors as targets (``shuffle``, ``random``) an edit of one group
-    alone is a small share of the draws (a background flip alone: 1 in 8 on the shapes data).
+    alone is a small share of the draws (on the shapes data a background flip alone is 1 draw in 16, and 1 in 8
+    of the draws that change the background).
 
     Drawn on the CPU from ``generator`` (or the global RNG), three draws per row whatever the labels, so the
     stream does not depend on the data or the device; the result is on ``labels``' device.
