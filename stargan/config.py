@@ -85,7 +85,8 @@ class NetworkConfig:
     """attention_mask: G paints a colour image and a mask, output = mask x colour + (1 - mask) x input
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
     official generator. g_upsample: ``transposed`` (official) or ``nearest`` (upsampling then a 3x3 conv, which
-    cannot paint the transposed convs' 2-pixel checkerboard; docs/fidelity.md)."""
+    cannot paint the transposed convs' 2-pixel checkerboard; docs/fidelity.md). g_skip: a long skip from G's first
+    conv block to its last conv (U-Net style; ours, docs/fidelity.md); off is the official generator."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -93,6 +94,7 @@ class NetworkConfig:
     d_repeat_num: int = 6
     attention_mask: bool = False
     g_upsample: Literal["transposed", "nearest"] = "transposed"
+    g_skip: bool = False
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):

@@ -60,7 +60,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
-                 upsample: str = "transposed") -> None:
+                 upsample: str = "transposed", skip: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -72,6 +72,10 @@ class Generator(nn.Module):
             upsample: ``transposed`` (official: stride-2 transposed 4x4 convs) or ``nearest`` (nearest-neighbour
                 upsampling then a 3x3 conv, Odena et al. 2016), which cannot paint the transposed convs'
                 2-pixel checkerboard.
+            skip: also feed the first conv's full-resolution features to the last conv (a U-Net-style long
+                skip, ``conv_dim`` more input channels there), so the output and its mask can follow the input's
+                edges instead of rebuilding them from the quarter-resolution bottleneck. Off is the official
+                network.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -109,9 +113,11 @@ class Generator(nn.Module):
             ]
             dim //= 2
         painted = 4 if attention_mask else 3
-        layers += [nn.Conv2d(dim, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
+        last_in = dim + conv_dim if skip else dim
+        layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.attention = AttentionMask() if attention_mask else None
+        self.skip = skip
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -119,8 +125,14 @@ class Generator(nn.Module):
             raise ValueError(f"labels must have shape ({x.shape[0]}, {self.c_dim}); got {tuple(c.shape)}")
         # Each label becomes a constant feature map so every spatial position sees the target domain.
         c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
-        out = self.main(torch.cat([x, c], dim=1))
-        return out if self.attention is None else self.attention(out, x)
+        h = torch.cat([x, c], dim=1)
+        if self.skip:
+            # The first conv block (conv, IN, ReLU) is main[:3]; the last conv and Tanh are main[-2:].
+            first = self.main[:3](h)
+            h = self.main[-2:](torch.cat([self.main[3:-2](first), first], dim=1))
+        else:
+            h = self.main(h)
+        return h if self.attention is None else self.attention(h, x)
 
 
 def valid_image_sizes(repeat_num: int, up_to: int = 512) -> list[int]:
