@@ -10,7 +10,7 @@ from typing import Literal
 from common.config import check_value
 from common.errors import UserError
 from common.networks.factory import discriminator_min_side, generator_input_sides
-from common.train_config import check_adam
+from common.train_config import check_adam, check_mask_guide
 
 # Image channels the data pipeline can give a network: RGB, or its luminance (official --input_nc 1).
 CHANNELS = (1, 3)
@@ -78,6 +78,10 @@ class NetworkConfig:
     # Not an official option: G paints a colour image and a mask (GANimation); output = mask x colour +
     # (1 - mask) x input, so the input comes back exactly where the mask is 0. Needs input_nc == output_nc.
     attention_mask: bool = False
+    # Not official either: the mask through a guided filter with the input as guide (radius in pixels, 0 = off;
+    # eps in squared units of the [-1, 1] image), so its borders can sit on the input's edges.
+    mask_guide_radius: int = 0
+    mask_guide_eps: float = 0.01
 
     def validate(self, where: str) -> None:
         if self.attention_mask and self.input_nc != self.output_nc:
@@ -90,6 +94,7 @@ class NetworkConfig:
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value in CHANNELS, "1 (grayscale) or 3 (RGB)")
         check_value(where, "network.init_gain", self.init_gain, self.init_gain > 0, "> 0")
+        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask)
 
     def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
         """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``

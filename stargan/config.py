@@ -6,7 +6,14 @@ from typing import Literal
 
 from common.config import check_value
 from common.errors import UserError
-from common.train_config import LogConfig, TrainConfig, check_adam, check_mask_penalties, check_non_negative
+from common.train_config import (
+    LogConfig,
+    TrainConfig,
+    check_adam,
+    check_mask_guide,
+    check_mask_penalties,
+    check_non_negative,
+)
 from stargan.networks import DOWNSAMPLING
 
 
@@ -86,7 +93,10 @@ class NetworkConfig:
     (GANimation, Pumarola et al. 2018), so an edit can leave the rest of the image exactly as it was; off is the
     official generator. g_upsample: ``transposed`` (official) or ``nearest`` (upsampling then a 3x3 conv, which
     cannot paint the transposed convs' 2-pixel checkerboard; docs/fidelity.md). g_skip: a long skip from G's first
-    conv block to its last conv (U-Net style; ours, docs/fidelity.md); off is the official generator."""
+    conv block to its last conv (U-Net style; ours, docs/fidelity.md); off is the official generator.
+    mask_guide_radius: > 0 passes the attention mask through a guided filter of that radius with the input image as
+    the guide (He et al. 2010; trained end to end as Wu et al. 2018), so the mask's borders can sit on the input's
+    edges; mask_guide_eps is the filter's regulariser (squared units of the [-1, 1] image). 0 = off."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -95,11 +105,14 @@ class NetworkConfig:
     attention_mask: bool = False
     g_upsample: Literal["transposed", "nearest"] = "transposed"
     g_skip: bool = False
+    mask_guide_radius: int = 0
+    mask_guide_eps: float = 0.01
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
+        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask)
 
 
 @dataclass

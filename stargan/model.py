@@ -15,7 +15,8 @@ from stargan.networks import Discriminator, Generator
 def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, torch.nn.Module]:
     return {
         "G": Generator(c_dim=labels.g_dim, conv_dim=network.g_conv_dim, repeat_num=network.g_repeat_num,
-                       attention_mask=network.attention_mask, upsample=network.g_upsample, skip=network.g_skip),
+                       attention_mask=network.attention_mask, upsample=network.g_upsample, skip=network.g_skip,
+                       mask_guide_radius=network.mask_guide_radius, mask_guide_eps=network.mask_guide_eps),
         "D": Discriminator(image_size=image_size, conv_dim=network.d_conv_dim, c_dim=labels.d_dim,
                            repeat_num=network.d_repeat_num),
     }

@@ -60,7 +60,8 @@ class Generator(nn.Module):
     """
 
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
-                 upsample: str = "transposed", skip: bool = False) -> None:
+                 upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
+                 mask_guide_eps: float = 0.01) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -76,6 +77,10 @@ class Generator(nn.Module):
                 skip, ``conv_dim`` more input channels there), so the output and its mask can follow the input's
                 edges instead of rebuilding them from the quarter-resolution bottleneck. Off is the official
                 network.
+            mask_guide_radius: with ``attention_mask``, > 0 passes the mask through a guided filter of this
+                radius with the input as the guide (:mod:`common.layers.guided_filter`), so its borders can sit
+                on the input's edges; 0 (official) leaves it as painted. Parameter-free.
+            mask_guide_eps: the guided filter's regulariser, in squared units of the [-1, 1] image.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -116,7 +121,7 @@ class Generator(nn.Module):
         last_in = dim + conv_dim if skip else dim
         layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.attention = AttentionMask() if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps) if attention_mask else None
         self.skip = skip
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from common.layers.guided_filter import guided_filter
+
 
 def compose(colour: Tensor, mask: Tensor, image: Tensor) -> Tensor:
     """``mask * colour + (1 - mask) * image``; ``mask`` is (N, 1, H, W) in [0, 1]. A mask of 0 returns
@@ -26,8 +28,16 @@ class AttentionMask(nn.Module):
     holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
     (:func:`mask_penalties`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01) -> None:
+        """``guide_radius`` > 0 passes the mask through a guided filter (:mod:`common.layers.guided_filter`)
+        with the input image as the guide, so its borders can sit on the input's edges; 0 is GANimation's mask.
+        ``guide_eps`` is the filter's regulariser, in squared units of the [-1, 1] image."""
         super().__init__()
+        if guide_radius < 0 or guide_eps <= 0:
+            raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
+                             f"and {guide_eps}")
+        self.guide_radius = guide_radius
+        self.guide_eps = guide_eps
         self.last_mask: Tensor | None = None
 
     def forward(self, raw: Tensor, image: Tensor) -> Tensor:
@@ -35,6 +45,8 @@ class AttentionMask(nn.Module):
         if colour.shape[1] != image.shape[1]:
             raise ValueError(f"attention mask: the generator paints {colour.shape[1]} channels but its input has "
                              f"{image.shape[1]}; the mask blends the two, so they must match")
+        if self.guide_radius:
+            mask = guided_filter(image, mask, self.guide_radius, self.guide_eps).clamp(0, 1).to(raw.dtype)
         self.last_mask = mask
         return compose(colour, mask, image)
 

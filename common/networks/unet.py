@@ -87,8 +87,11 @@ class UnetGenerator(nn.Module):
         norm: str = "batch",
         dropout: bool = False,
         attention_mask: bool = False,
+        mask_guide_radius: int = 0,
+        mask_guide_eps: float = 0.01,
     ):
-        """``attention_mask``: as :class:`~common.networks.resnet.ResnetGenerator`'s."""
+        """``attention_mask``, ``mask_guide_radius``, ``mask_guide_eps``: as
+        :class:`~common.networks.resnet.ResnetGenerator`'s."""
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
@@ -101,7 +104,7 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipConnectionBlock(
             painted, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm
         )
-        self.attention = AttentionMask() if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps) if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)

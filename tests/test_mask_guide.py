@@ -1,0 +1,179 @@
+"""The guided filter (common/layers/guided_filter.py) and the attention mask guided by the input image
+(``network.mask_guide_radius``, issue 11, docs/fidelity.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
+from pix2pix_helpers import make_aligned
+
+from common.checkpoint import load_checkpoint
+from common.layers.guided_filter import guided_filter
+from common.layers.masked_output import AttentionMask
+from common.networks.factory import define_generator
+from cyclegan.model import generator_from_checkpoint as cyclegan_generator
+from pix2pix.model import generator_from_checkpoint as pix2pix_generator
+from stargan.families import FAMILIES
+from stargan.networks import Generator
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+STARGAN = CONFIGS / "stargan" / "tiny.yaml"
+CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
+PIX2PIX = CONFIGS / "pix2pix" / "tiny.yaml"
+
+
+def _edge_scene(size: int = 32, edge: int = 16, left=(0.7, -0.7, -0.7), right=(0.6, 0.6, 0.6), noise: float = 0.0):
+    """An image whose left ``edge`` columns are one colour and the rest another, plus Gaussian noise."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.empty(1, 3, size, size)
+    img[..., :edge] = torch.tensor(left).view(1, 3, 1, 1)
+    img[..., edge:] = torch.tensor(right).view(1, 3, 1, 1)
+    return img + noise * torch.randn(img.shape, generator=g)
+
+
+def _soft_step(size: int, centre: float, width: float) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32)
+    return torch.sigmoid((x - centre) / width).view(1, 1, 1, size).expand(1, 1, size, size).contiguous()
+
+
+def test_constant_and_locally_linear_inputs_pass_unchanged():
+    guide = torch.rand(2, 3, 20, 20) * 2 - 1
+    const = torch.full((2, 1, 20, 20), 0.3)
+    assert torch.allclose(guided_filter(guide, const, 2, 0.01), const, atol=1e-5)
+    # A map that is a linear function of a grey guide is the filter's own model: kept (eps tiny).
+    grey = torch.rand(1, 1, 20, 20)
+    linear = 0.5 * grey - 0.2
+    assert torch.allclose(guided_filter(grey, linear, 2, 1e-8), linear, atol=1e-3)
+
+
+def test_a_blurry_misplaced_border_moves_onto_the_guide_edge():
+    size, edge = 32, 16
+    guide = _edge_scene(size, edge, noise=0.0235)  # the shapes data's pixel noise, 3 levels
+    blurry = _soft_step(size, centre=edge + 1.5, width=1.5)
+    out = guided_filter(guide, blurry, 3, 0.01)
+    # The filtered mask's largest step sits on the guide's edge (the blurry one's is 2 px right of it), and
+    # it is more than twice as steep.
+    steps = (out[0, 0, :, 1:] - out[0, 0, :, :-1]).mean(0)
+    blurry_steps = blurry[0, 0, 0, 1:] - blurry[0, 0, 0, :-1]
+    assert int(blurry_steps.argmax()) == edge + 1 and int(steps.argmax()) == edge - 1
+    assert steps.max() > 2 * blurry_steps.max()
+    # Far from the edge the noise (variance far below eps) does not leak into the mask.
+    assert (out[..., :8] - out[..., :8].mean()).abs().max() < 0.01
+
+
+def test_the_colour_guide_sees_an_edge_a_grey_guide_misses():
+    # Two colours of the same mean: the grey guide is flat, the colour guide is not.
+    guide = _edge_scene(left=(0.6, -0.3, 0.0), right=(-0.3, 0.6, 0.0))
+    assert torch.allclose(guide.mean(1, keepdim=True), torch.full((1, 1, 32, 32), 0.1), atol=1e-6)
+    blurry = _soft_step(32, centre=17.5, width=1.5)
+    colour = guided_filter(guide, blurry, 3, 0.01)
+    grey = guided_filter(guide.mean(1, keepdim=True), blurry, 3, 0.01)
+    jump = lambda m: (m[0, 0, 0, 16] - m[0, 0, 0, 15]).item()  # noqa: E731
+    assert jump(colour) > 0.3 and jump(grey) < 0.2
+
+
+def test_gradients_reach_the_mask_and_bad_arguments_are_refused():
+    guide = torch.rand(1, 3, 12, 12)
+    src = torch.rand(1, 1, 12, 12, requires_grad=True)
+    guided_filter(guide, src, 2, 0.01).pow(2).sum().backward()
+    assert src.grad is not None and src.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="radius"):
+        guided_filter(guide, src, 0, 0.01)
+    with pytest.raises(ValueError, match="guide must be"):
+        guided_filter(torch.rand(1, 2, 12, 12), src, 2, 0.01)
+    with pytest.raises(ValueError, match="guide_radius"):
+        AttentionMask(guide_radius=-1)
+
+
+def test_guided_mask_zero_returns_the_input_exactly_and_one_the_colour():
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    colour = torch.rand(2, 3, 16, 16) * 2 - 1
+    head = AttentionMask(guide_radius=2)
+    assert torch.equal(head(torch.cat([colour, -torch.ones(2, 1, 16, 16)], 1), image), image)
+    assert torch.equal(head.last_mask, torch.zeros(2, 1, 16, 16))
+    out = head(torch.cat([colour, torch.ones(2, 1, 16, 16)], 1), image)
+    assert torch.allclose(out, colour, atol=1e-5)
+
+
+def test_guided_generator_differs_from_the_plain_one_only_in_the_mask():
+    torch.manual_seed(0)
+    plain = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True)
+    guided = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, mask_guide_radius=2)
+    guided.load_state_dict(plain.state_dict())  # parameter-free: the same keys
+    x = _edge_scene(16, 8).expand(2, -1, -1, -1).contiguous()
+    c = torch.eye(3)[:2]
+    with torch.no_grad():
+        plain(x, c)
+        guided(x, c)
+    expected = guided_filter(x, plain.attention.last_mask, 2, 0.01).clamp(0, 1)
+    assert torch.allclose(guided.attention.last_mask, expected, atol=1e-6)
+    assert not torch.allclose(guided.attention.last_mask, plain.attention.last_mask, atol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
+def test_resnet_and_unet_generators_take_the_guide(arch):
+    torch.manual_seed(0)
+    plain = define_generator(arch, 3, 3, ngf=8, attention_mask=True)
+    guided = define_generator(arch, 3, 3, ngf=8, attention_mask=True, mask_guide_radius=2)
+    guided.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        plain.eval()(x)
+        guided.eval()(x)
+    expected = guided_filter(x, plain.attention.last_mask, 2, 0.01).clamp(0, 1)
+    assert torch.allclose(guided.attention.last_mask, expected, atol=1e-6)
+
+
+def test_guided_mask_trains_from_the_cli_rebuilds_from_export_and_resumes_exactly(tmp_path, shapes):
+    base = shapes_overrides(shapes) + ["network.attention_mask=true", "network.mask_guide_radius=2"]
+    train_cli(STARGAN, tmp_path / "full", base)
+    ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
+    g = FAMILIES["stargan"].load(ckpt, "full").nets["G"]
+    assert g.attention.guide_radius == 2
+    run_cli(["export", "--checkpoint", tmp_path / "full" / "00000-tiny", "--out", tmp_path / "export"])
+    make_image_folder(tmp_path / "inputs", 2)
+    written = {}
+    for name, source in (("ckpt", tmp_path / "full" / "00000-tiny"), ("export", tmp_path / "export")):
+        run_cli(["translate", "--checkpoint", source, "--input", tmp_path / "inputs", "--output", tmp_path / name,
+                 "--device", "cpu", "--target-vector", "0,1,0,0,1"])
+        written[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).glob("*.png"))}
+    assert len(written["ckpt"]) == 2 and written["ckpt"] == written["export"]
+    train_cli(STARGAN, tmp_path / "split", base + ["run.stop_after_steps=3"])
+    train_cli(STARGAN, tmp_path / "split", base, resume=True)
+    resumed = load_checkpoint(tmp_path / "split" / "00000-tiny" / "checkpoints" / "latest.pt")
+    for net in ("G", "D"):
+        for key, value in ckpt["nets"][net].items():
+            assert torch.equal(value, resumed["nets"][net][key]), (net, key)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["network.attention_mask=true", "network.mask_guide_radius=-1"], "network.mask_guide_radius"),
+    (["network.attention_mask=true", "network.mask_guide_eps=0"], "network.mask_guide_eps"),
+    (["network.mask_guide_radius=2"], "network.mask_guide_radius"),
+])
+def test_bad_guide_settings_exit_2_naming_the_key(tmp_path, shapes, overrides, key):
+    result = run_cli(["train", STARGAN, "--out", tmp_path / "runs",
+                      *[a for o in shapes_overrides(shapes) + overrides for a in ("--set", o)]],
+                     code=2)
+    assert key in result.output and "Traceback" not in result.output
+
+
+def test_cyclegan_and_pix2pix_train_with_the_guided_mask_and_rebuild_it(tmp_path, unpaired_root):
+    guided = ["network.attention_mask=true", "network.mask_guide_radius=2", "network.mask_guide_eps=0.02"]
+    train_cli(CYCLEGAN, tmp_path / "cg", [f"data.root={unpaired_root}", *guided])
+    ckpt = load_checkpoint(tmp_path / "cg" / "00000-tiny" / "checkpoints" / "latest.pt")
+    g_a = cyclegan_generator(ckpt, "AtoB", "cg")
+    assert (g_a.attention.guide_radius, g_a.attention.guide_eps) == (2, 0.02)
+    image = make_image_folder(tmp_path / "in", 1)[0]
+    run_cli(["translate", "--checkpoint", tmp_path / "cg" / "00000-tiny", "--input", image,
+             "--output", tmp_path / "t", "--device", "cpu"])
+    assert (tmp_path / "t" / image.name).is_file()
+    make_aligned(tmp_path / "pairs", 4)
+    train_cli(PIX2PIX, tmp_path / "p2p", [f"data.root={tmp_path / 'pairs'}", *guided])
+    _, g = pix2pix_generator(load_checkpoint(tmp_path / "p2p" / "00000-tiny" / "checkpoints" / "latest.pt"), "p")
+    assert g.attention.guide_radius == 2
+    result = train_cli(CYCLEGAN, tmp_path / "bad", [f"data.root={unpaired_root}", "network.mask_guide_radius=2"],
+                       code=2)
+    assert "network.mask_guide_radius" in result.output and result.output.count("\n") == 1
