@@ -68,3 +68,31 @@ def shapes_overrides(root: Path) -> list[str]:
     return [f"data.datasets.0.image_dir={root / 'images'}",
             f"data.datasets.0.attr_path={root / 'list_attr_celeba.txt'}",
             f"data.datasets.0.partition_path={root / 'list_eval_partition.txt'}"]
+
+
+def assert_export_translates_like_checkpoint(run: Path, tmp_path: Path, target_vector: str = "0,1,0,0,1") -> None:
+    """``stargan export`` the run, then ``stargan translate`` two images from the run and from the export: the
+    PNGs are byte-identical (the export carries every network option)."""
+    run_cli(["export", "--checkpoint", run, "--out", tmp_path / "export"])
+    make_image_folder(tmp_path / "inputs", 2)
+    written = {}
+    for name, source in (("ckpt", run), ("export", tmp_path / "export")):
+        run_cli(["translate", "--checkpoint", source, "--input", tmp_path / "inputs", "--output", tmp_path / name,
+                 "--device", "cpu", "--target-vector", target_vector])
+        written[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).glob("*.png"))}
+    assert len(written["ckpt"]) == 2 and written["ckpt"] == written["export"]
+
+
+def assert_resume_is_exact(config: Path, out: Path, sets: list[str], reference: dict, stop_after: int = 3) -> None:
+    """Train ``config`` with ``sets`` into ``out``, stopped after ``stop_after`` steps, then resumed: its G and D
+    equal ``reference``'s (the checkpoint of the uninterrupted run), tensor for tensor."""
+    import torch
+
+    from common.checkpoint import load_checkpoint
+
+    train_cli(config, out, sets + [f"run.stop_after_steps={stop_after}"])
+    train_cli(config, out, sets, resume=True)
+    resumed = load_checkpoint(out / "00000-tiny" / "checkpoints" / "latest.pt")
+    for net in ("G", "D"):
+        for key, value in reference["nets"][net].items():
+            assert torch.equal(value, resumed["nets"][net][key]), (net, key)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
+from conftest import (
+    assert_export_translates_like_checkpoint,
+    assert_resume_is_exact,
+    shapes_overrides,
+    train_cli,
+)
 
 from common.checkpoint import load_checkpoint
 from stargan.families import FAMILIES
@@ -48,18 +53,5 @@ def test_skip_trains_from_the_cli_rebuilds_from_checkpoint_and_export_and_resume
     with torch.no_grad():
         assert g(x, torch.eye(g.c_dim)[:1]).shape == x.shape
     # A safetensors export carries the option: translate gives the checkpoint's pixels.
-    run_cli(["export", "--checkpoint", tmp_path / "full" / "00000-tiny", "--out", tmp_path / "export"])
-    make_image_folder(tmp_path / "inputs", 2)
-    written = {}
-    for name, source in (("ckpt", tmp_path / "full" / "00000-tiny"), ("export", tmp_path / "export")):
-        run_cli(["translate", "--checkpoint", source, "--input", tmp_path / "inputs", "--output", tmp_path / name,
-                 "--device", "cpu", "--target-vector", "0,1,0,0,1"])
-        written[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).glob("*.png"))}
-    assert len(written["ckpt"]) == 2 and written["ckpt"] == written["export"]
-    # Stopped half-way and resumed: the same weights as the uninterrupted run.
-    train_cli(STARGAN, tmp_path / "split", base + ["run.stop_after_steps=3"])
-    train_cli(STARGAN, tmp_path / "split", base, resume=True)
-    resumed = load_checkpoint(tmp_path / "split" / "00000-tiny" / "checkpoints" / "latest.pt")
-    for net in ("G", "D"):
-        for key, value in ckpt["nets"][net].items():
-            assert torch.equal(value, resumed["nets"][net][key]), (net, key)
+    assert_export_translates_like_checkpoint(tmp_path / "full" / "00000-tiny", tmp_path)
+    assert_resume_is_exact(STARGAN, tmp_path / "split", base, ckpt)

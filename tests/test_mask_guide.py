@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
+from conftest import (
+    assert_export_translates_like_checkpoint,
+    assert_resume_is_exact,
+    make_image_folder,
+    run_cli,
+    shapes_overrides,
+    train_cli,
+)
 from pix2pix_helpers import make_aligned
 
 from common.checkpoint import load_checkpoint
@@ -132,20 +139,8 @@ def test_guided_mask_trains_from_the_cli_rebuilds_from_export_and_resumes_exactl
     ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
     g = FAMILIES["stargan"].load(ckpt, "full").nets["G"]
     assert g.attention.guide_radius == 2
-    run_cli(["export", "--checkpoint", tmp_path / "full" / "00000-tiny", "--out", tmp_path / "export"])
-    make_image_folder(tmp_path / "inputs", 2)
-    written = {}
-    for name, source in (("ckpt", tmp_path / "full" / "00000-tiny"), ("export", tmp_path / "export")):
-        run_cli(["translate", "--checkpoint", source, "--input", tmp_path / "inputs", "--output", tmp_path / name,
-                 "--device", "cpu", "--target-vector", "0,1,0,0,1"])
-        written[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).glob("*.png"))}
-    assert len(written["ckpt"]) == 2 and written["ckpt"] == written["export"]
-    train_cli(STARGAN, tmp_path / "split", base + ["run.stop_after_steps=3"])
-    train_cli(STARGAN, tmp_path / "split", base, resume=True)
-    resumed = load_checkpoint(tmp_path / "split" / "00000-tiny" / "checkpoints" / "latest.pt")
-    for net in ("G", "D"):
-        for key, value in ckpt["nets"][net].items():
-            assert torch.equal(value, resumed["nets"][net][key]), (net, key)
+    assert_export_translates_like_checkpoint(tmp_path / "full" / "00000-tiny", tmp_path)
+    assert_resume_is_exact(STARGAN, tmp_path / "split", base, ckpt)
 
 
 @pytest.mark.parametrize("overrides, key", [
