@@ -82,6 +82,8 @@ class NetworkConfig:
     # eps in squared units of the [-1, 1] image), so its borders can sit on the input's edges.
     mask_guide_radius: int = 0
     mask_guide_eps: float = 0.01
+    # The same filter on G's painted colour too (needs the radius), so its edges follow the input's as well.
+    mask_guide_colour: bool = False
 
     def validate(self, where: str) -> None:
         if self.attention_mask and self.input_nc != self.output_nc:
@@ -94,7 +96,8 @@ class NetworkConfig:
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value in CHANNELS, "1 (grayscale) or 3 (RGB)")
         check_value(where, "network.init_gain", self.init_gain, self.init_gain > 0, "> 0")
-        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask)
+        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask,
+                         self.mask_guide_colour)
 
     def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
         """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``

@@ -41,14 +41,16 @@ def check_mask_penalties(where: str, loss: Any, attention_mask: bool) -> None:
                         "set them to 0 or switch the mask on")
 
 
-def check_mask_guide(where: str, radius: int, eps: float, attention_mask: bool) -> None:
+def check_mask_guide(where: str, radius: int, eps: float, attention_mask: bool, colour: bool = False) -> None:
     """``network.mask_guide_radius`` (>= 0, 0 = off) and ``network.mask_guide_eps`` (> 0); the guide filters the
-    attention mask, so a radius needs the mask."""
+    attention mask, so a radius needs the mask, and ``network.mask_guide_colour`` needs a radius."""
     check_value(where, "network.mask_guide_radius", radius, isinstance(radius, int) and radius >= 0,
                 "an integer >= 0 (0 = off)")
     check_value(where, "network.mask_guide_eps", eps, eps > 0, "> 0")
     check_value(where, "network.mask_guide_radius", radius, not radius or attention_mask,
                 "0 without network.attention_mask: true (it filters the attention mask)")
+    check_value(where, "network.mask_guide_colour", colour, not colour or radius,
+                "false without network.mask_guide_radius > 0 (it uses that filter)")
 
 
 @dataclass

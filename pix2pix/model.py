@@ -16,7 +16,8 @@ def build_generator(net: NetworkConfig, init: bool = True) -> nn.Module:
     return define_generator(net.netG, in_channels=net.input_nc, out_channels=net.output_nc, ngf=net.ngf,
                             norm=net.norm, dropout=net.dropout, init_type=net.init_type if init else None,
                             init_gain=net.init_gain, attention_mask=net.attention_mask,
-                            mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps)
+                            mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps,
+                            mask_guide_colour=net.mask_guide_colour)
 
 
 def build_discriminator(net: NetworkConfig) -> nn.Module:

@@ -96,7 +96,9 @@ class NetworkConfig:
     conv block to its last conv (U-Net style; ours, docs/fidelity.md); off is the official generator.
     mask_guide_radius: > 0 passes the attention mask through a guided filter of that radius with the input image as
     the guide (He et al. 2010; trained end to end as Wu et al. 2018), so the mask's borders can sit on the input's
-    edges; mask_guide_eps is the filter's regulariser (squared units of the [-1, 1] image). 0 = off."""
+    edges; mask_guide_eps is the filter's regulariser (squared units of the [-1, 1] image). 0 = off.
+    mask_guide_colour: the same filter also refines G's painted colour (Wu et al. 2018's deep guided filter), so a
+    region the mask covers but the edit leaves alone keeps its outline; needs mask_guide_radius."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -107,12 +109,14 @@ class NetworkConfig:
     g_skip: bool = False
     mask_guide_radius: int = 0
     mask_guide_eps: float = 0.01
+    mask_guide_colour: bool = False
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
-        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask)
+        check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask,
+                         self.mask_guide_colour)
 
 
 @dataclass

@@ -61,7 +61,7 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
-                 mask_guide_eps: float = 0.01) -> None:
+                 mask_guide_eps: float = 0.01, mask_guide_colour: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -81,6 +81,8 @@ class Generator(nn.Module):
                 radius with the input as the guide (:mod:`common.layers.guided_filter`), so its borders can sit
                 on the input's edges; 0 (official) leaves it as painted. Parameter-free.
             mask_guide_eps: the guided filter's regulariser, in squared units of the [-1, 1] image.
+            mask_guide_colour: with ``mask_guide_radius``, filter the painted colour the same way (one filter
+                call for both), so its edges sit on the input's too. Parameter-free.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -121,7 +123,7 @@ class Generator(nn.Module):
         last_in = dim + conv_dim if skip else dim
         layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps) if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour) if attention_mask else None
         self.skip = skip
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:

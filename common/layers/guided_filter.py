@@ -23,14 +23,16 @@ def box_mean(x: Tensor, radius: int) -> Tensor:
 
 
 def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
-    """Filter ``src`` (N, 1, H, W) guided by ``guide`` (N, 1, H, W) or (N, 3, H, W); returns (N, 1, H, W).
+    """Filter each channel of ``src`` (N, K, H, W) guided by ``guide`` (N, 1, H, W) or (N, 3, H, W); returns
+    (N, K, H, W). The guide's window statistics (and, for a colour guide, the inverse of its covariance) are
+    computed once for all K channels.
 
     A colour guide uses the full 3x3 covariance per window (the colour guided filter), so an edge between two
     colours of equal brightness still counts. ``eps`` regularises the fit: edges whose variance within a
     window is well below it are smoothed over (image noise), those well above it are kept.
     """
-    if src.dim() != 4 or src.shape[1] != 1:
-        raise ValueError(f"guided filter: src must be (N, 1, H, W), got {tuple(src.shape)}")
+    if src.dim() != 4 or src.shape[1] < 1:
+        raise ValueError(f"guided filter: src must be (N, K, H, W), got {tuple(src.shape)}")
     if guide.dim() != 4 or guide.shape[1] not in (1, 3) or guide.shape[0] != src.shape[0] \
             or guide.shape[2:] != src.shape[2:]:
         raise ValueError(f"guided filter: guide must be (N, 1 or 3, H, W) matching src {tuple(src.shape)}, "
@@ -42,31 +44,36 @@ def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor
     guide, src = guide.to(dtype), src.to(dtype)
     mean_i = box_mean(guide, radius)
     mean_p = box_mean(src, radius)
-    cov_ip = box_mean(guide * src, radius) - mean_i * mean_p
     if guide.shape[1] == 1:
         var_i = box_mean(guide * guide, radius) - mean_i * mean_i
-        a = cov_ip / (var_i + eps)
-    else:
-        a = _solve_sym3(_window_covariance(guide, mean_i, radius, eps), cov_ip)
-    b = mean_p - (a * mean_i).sum(dim=1, keepdim=True)
-    return (box_mean(a, radius) * guide).sum(dim=1, keepdim=True) + box_mean(b, radius)
+        a = (box_mean(guide * src, radius) - mean_i * mean_p) / (var_i + eps)
+        b = mean_p - a * mean_i
+        return box_mean(a, radius) * guide + box_mean(b, radius)
+    inverse = _inverse_sym3(_window_covariance(guide, mean_i, radius, eps))
+    k = src.shape[1]
+    # All K channels at once: (N, 3, K, H, W) products of guide and src channels, one box mean for all.
+    cov_ip = box_mean((guide.unsqueeze(2) * src.unsqueeze(1)).flatten(1, 2), radius).unflatten(1, (3, k)) \
+        - mean_i.unsqueeze(2) * mean_p.unsqueeze(1)
+    a = _apply_sym3(inverse, cov_ip)
+    b = mean_p - (a * mean_i.unsqueeze(2)).sum(dim=1)
+    return (box_mean(a.flatten(1, 2), radius).unflatten(1, (3, k)) * guide.unsqueeze(2)).sum(dim=1) \
+        + box_mean(b, radius)
 
 
 def _window_covariance(guide: Tensor, mean_i: Tensor, radius: int, eps: float) -> list[Tensor]:
     """The six distinct entries (xx, xy, xz, yy, yz, zz) of each window's colour covariance plus ``eps`` on the
     diagonal, each (N, 1, H, W)."""
     pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-    out = []
-    for j, k in pairs:
-        c = box_mean(guide[:, j:j + 1] * guide[:, k:k + 1], radius) - mean_i[:, j:j + 1] * mean_i[:, k:k + 1]
-        out.append(c + eps if j == k else c)
-    return out
+    j, k = [p[0] for p in pairs], [p[1] for p in pairs]
+    cov = box_mean(guide[:, j] * guide[:, k], radius) - mean_i[:, j] * mean_i[:, k]
+    cov = cov + eps * torch.tensor([1.0, 0, 0, 1, 0, 1], dtype=cov.dtype, device=cov.device).view(1, 6, 1, 1)
+    return list(cov.split(1, dim=1))
 
 
-def _solve_sym3(sym: list[Tensor], rhs: Tensor) -> Tensor:
-    """Solve S a = rhs per pixel for a symmetric positive definite 3x3 S given as its six entries; rhs and the
-    result are (N, 3, H, W). Closed form (cofactors), so it stays elementwise: fast on CPU for millions of tiny
-    systems, deterministic, and exportable."""
+def _inverse_sym3(sym: list[Tensor]) -> list[Tensor]:
+    """The six distinct entries of S^-1 per pixel for a symmetric positive definite 3x3 S given as its six
+    entries. Closed form (cofactors over the determinant), so it stays elementwise: fast on CPU for millions of
+    tiny systems, deterministic, and exportable."""
     xx, xy, xz, yy, yz, zz = sym
     c_xx = yy * zz - yz * yz
     c_xy = xz * yz - xy * zz
@@ -74,9 +81,15 @@ def _solve_sym3(sym: list[Tensor], rhs: Tensor) -> Tensor:
     c_yy = xx * zz - xz * xz
     c_yz = xy * xz - xx * yz
     c_zz = xx * yy - xy * xy
-    det = xx * c_xx + xy * c_xy + xz * c_xz
-    r0, r1, r2 = rhs[:, 0:1], rhs[:, 1:2], rhs[:, 2:3]
-    a0 = c_xx * r0 + c_xy * r1 + c_xz * r2
-    a1 = c_xy * r0 + c_yy * r1 + c_yz * r2
-    a2 = c_xz * r0 + c_yz * r1 + c_zz * r2
-    return torch.cat([a0, a1, a2], dim=1) / det
+    inv_det = 1 / (xx * c_xx + xy * c_xy + xz * c_xz)
+    return [c * inv_det for c in (c_xx, c_xy, c_xz, c_yy, c_yz, c_zz)]
+
+
+def _apply_sym3(inverse: list[Tensor], rhs: Tensor) -> Tensor:
+    """``S^-1 rhs`` per pixel: ``inverse`` as :func:`_inverse_sym3` returns it (each (N, 1, H, W)), ``rhs`` and
+    the result (N, 3, K, H, W), K right-hand sides."""
+    i_xx, i_xy, i_xz, i_yy, i_yz, i_zz = inverse
+    r0, r1, r2 = rhs.unbind(1)
+    return torch.stack([i_xx * r0 + i_xy * r1 + i_xz * r2,
+                        i_xy * r0 + i_yy * r1 + i_yz * r2,
+                        i_xz * r0 + i_yz * r1 + i_zz * r2], dim=1)

@@ -28,16 +28,23 @@ class AttentionMask(nn.Module):
     holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
     (:func:`mask_penalties`)."""
 
-    def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01) -> None:
+    def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False) -> None:
         """``guide_radius`` > 0 passes the mask through a guided filter (:mod:`common.layers.guided_filter`)
         with the input image as the guide, so its borders can sit on the input's edges; 0 is GANimation's mask.
-        ``guide_eps`` is the filter's regulariser, in squared units of the [-1, 1] image."""
+        ``guide_eps`` is the filter's regulariser, in squared units of the [-1, 1] image. ``guide_colour`` (needs
+        a radius) filters the painted colour the same way, as Wu et al.'s deep guided filter refines a
+        low-resolution output on the full-resolution input: its edges sit on the input's and within each window
+        it is a colour transform of the input, so a region the mask covers but the edit leaves alone keeps its
+        outline instead of the generator's blurred redrawing of it."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
                              f"and {guide_eps}")
+        if guide_colour and not guide_radius:
+            raise ValueError("attention mask: guide_colour needs guide_radius > 0 (the filter it uses)")
         self.guide_radius = guide_radius
         self.guide_eps = guide_eps
+        self.guide_colour = guide_colour
         self.last_mask: Tensor | None = None
 
     def forward(self, raw: Tensor, image: Tensor) -> Tensor:
@@ -45,7 +52,11 @@ class AttentionMask(nn.Module):
         if colour.shape[1] != image.shape[1]:
             raise ValueError(f"attention mask: the generator paints {colour.shape[1]} channels but its input has "
                              f"{image.shape[1]}; the mask blends the two, so they must match")
-        if self.guide_radius:
+        if self.guide_colour:
+            # One call for colour and mask: the guide's window statistics are shared.
+            both = guided_filter(image, torch.cat([colour, mask], 1), self.guide_radius, self.guide_eps)
+            colour, mask = both[:, :-1].clamp(-1, 1).to(raw.dtype), both[:, -1:].clamp(0, 1).to(raw.dtype)
+        elif self.guide_radius:
             mask = guided_filter(image, mask, self.guide_radius, self.guide_eps).clamp(0, 1).to(raw.dtype)
         self.last_mask = mask
         return compose(colour, mask, image)
