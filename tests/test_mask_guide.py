@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import (
     assert_export_translates_like_checkpoint,
     assert_resume_is_exact,
@@ -44,6 +45,26 @@ def _edge_scene(size: int = 32, edge: int = 16, left=(0.7, -0.7, -0.7), right=(0
 def _soft_step(size: int, centre: float, width: float) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32)
     return torch.sigmoid((x - centre) / width).view(1, 1, 1, size).expand(1, 1, size, size).contiguous()
+
+
+@pytest.mark.parametrize("shape,radius", [((16, 12, 64, 64), 3), ((2, 3, 17, 23), 2), ((1, 1, 5, 9), 4),
+                                          ((1, 2, 3, 1), 1)])
+def test_box_mean_is_avg_pool_without_padding_to_the_last_bit(shape, radius):
+    # The shifted-slice sum replaced avg_pool2d(count_include_pad=False) for speed; runs measured before it
+    # must train the same, so values and gradients must not move by a single rounding (windows wider than the
+    # image included).
+    def pooled(x):
+        k = 2 * radius + 1
+        x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
+        return F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+
+    x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
+    weight = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    ours, theirs = box_mean(x, radius), pooled(x)
+    assert torch.equal(ours, theirs)
+    grad_ours, = torch.autograd.grad((ours * weight).sum(), x)
+    grad_theirs, = torch.autograd.grad((theirs * weight).sum(), x)
+    assert torch.equal(grad_ours, grad_theirs)
 
 
 def test_constant_and_locally_linear_inputs_pass_unchanged():
