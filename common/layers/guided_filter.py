@@ -87,8 +87,8 @@ def _window_covariance(guide: Tensor, mean_i: Tensor, radius: int, eps: float) -
     pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
     j, k = [p[0] for p in pairs], [p[1] for p in pairs]
     cov = box_mean(guide[:, j] * guide[:, k], radius) - mean_i[:, j] * mean_i[:, k]
-    cov = cov + eps * torch.tensor([1.0, 0, 0, 1, 0, 1], dtype=cov.dtype, device=cov.device).view(1, 6, 1, 1)
-    return list(cov.split(1, dim=1))
+    xx, xy, xz, yy, yz, zz = cov.split(1, dim=1)
+    return [xx + eps, xy, xz, yy + eps, yz, zz + eps]
 
 
 def _inverse_sym3(sym: list[Tensor]) -> list[Tensor]:
