@@ -98,7 +98,11 @@ class NetworkConfig:
     the guide (He et al. 2010; trained end to end as Wu et al. 2018), so the mask's borders can sit on the input's
     edges; mask_guide_eps is the filter's regulariser (squared units of the [-1, 1] image). 0 = off.
     mask_guide_colour: the same filter also refines G's painted colour (Wu et al. 2018's deep guided filter), so a
-    region the mask covers but the edit leaves alone keeps its outline; needs mask_guide_radius."""
+    region the mask covers but the edit leaves alone keeps its outline; needs mask_guide_radius.
+    texture_features: number of modulated Fourier features (plane waves with learned frequencies, scaled by
+    amplitude maps G computes) mixed into G's painted colour, never its mask, so it can paint periodic texture
+    (stripes) finer than its bottleneck grid (common/layers/fourier_texture.py; docs/fidelity.md); 0 is the
+    official generator."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -110,9 +114,11 @@ class NetworkConfig:
     mask_guide_radius: int = 0
     mask_guide_eps: float = 0.01
     mask_guide_colour: bool = False
+    texture_features: int = 0
 
     def validate(self, where: str) -> None:
-        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1)):
+        for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
+                             ("texture_features", 0)):
             value = getattr(self, key)
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
         check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask,

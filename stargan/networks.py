@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from common.layers.conv import Conv2d
+from common.layers.fourier_texture import FourierTexture
 from common.layers.masked_output import AttentionMask
 from common.networks.factory import count_parameters  # noqa: F401  (re-exported)
 
@@ -61,7 +62,7 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
-                 mask_guide_eps: float = 0.01, mask_guide_colour: bool = False) -> None:
+                 mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -83,13 +84,21 @@ class Generator(nn.Module):
             mask_guide_eps: the guided filter's regulariser, in squared units of the [-1, 1] image.
             mask_guide_colour: with ``mask_guide_radius``, filter the painted colour the same way (one filter
                 call for both), so its edges sit on the input's too. Parameter-free.
+            texture_features: number of modulated Fourier features
+                (:class:`~common.layers.fourier_texture.FourierTexture`: plane waves with learned frequencies,
+                scaled by amplitude maps computed from the last features), mixed by a 7x7 conv into the painted
+                colour channels before the tanh, so G can paint periodic texture (stripes) finer than its
+                bottleneck grid. They never reach the attention mask: the texture changes what is painted, not
+                where. That conv starts at zero, so a new G paints what it would without them. 0 is the official
+                network.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
-        if c_dim < 1 or conv_dim < 1 or repeat_num < 0:
-            raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0; got "
-                             f"c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}")
+        if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
+            raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
+                             f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
+                             f"texture_features={texture_features}")
         self.c_dim = c_dim
         self.conv_dim = conv_dim
         self.repeat_num = repeat_num
@@ -125,6 +134,11 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour) if attention_mask else None
         self.skip = skip
+        self.texture = FourierTexture(last_in, texture_features) if texture_features else None
+        self.texture_to_colour = None
+        if texture_features:
+            self.texture_to_colour = nn.Conv2d(texture_features, 3, kernel_size=7, stride=1, padding=3, bias=False)
+            nn.init.zeros_(self.texture_to_colour.weight)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -133,12 +147,17 @@ class Generator(nn.Module):
         # Each label becomes a constant feature map so every spatial position sees the target domain.
         c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
         h = torch.cat([x, c], dim=1)
+        # The first conv block (conv, IN, ReLU) is main[:3]; the last conv and Tanh are main[-2:].
         if self.skip:
-            # The first conv block (conv, IN, ReLU) is main[:3]; the last conv and Tanh are main[-2:].
             first = self.main[:3](h)
-            h = self.main[-2:](torch.cat([self.main[3:-2](first), first], dim=1))
+            h = torch.cat([self.main[3:-2](first), first], dim=1)
         else:
-            h = self.main(h)
+            h = self.main[:-2](h)
+        painted = self.main[-2](h)
+        if self.texture is not None:
+            texture = self.texture_to_colour(self.texture(h))
+            painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
+        h = self.main[-1](painted)
         return h if self.attention is None else self.attention(h, x)
 
 

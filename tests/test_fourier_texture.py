@@ -1,0 +1,117 @@
+"""Modulated Fourier features in StarGAN's generator (``network.texture_features``, issue 11, docs/fidelity.md):
+plane waves with learned frequencies, scaled by amplitude maps from G's last features and mixed into the
+painted colour, never into the attention mask."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import (
+    assert_export_translates_like_checkpoint,
+    assert_resume_is_exact,
+    shapes_overrides,
+    train_cli,
+)
+
+from common.checkpoint import load_checkpoint
+from common.layers.fourier_texture import FourierTexture
+from stargan.families import FAMILIES
+from stargan.networks import Generator
+
+STARGAN = Path(__file__).resolve().parents[1] / "configs" / "stargan" / "tiny.yaml"
+
+
+def test_waves_have_the_learned_frequency_and_keep_their_period_in_pixels_at_any_size():
+    torch.manual_seed(0)
+    layer = FourierTexture(in_channels=2, features=3)
+    with torch.no_grad():
+        layer.frequency[0] = torch.tensor([2 * math.pi / 4, 0.0])  # period 4 px along x
+        layer.phase[0] = 0.3
+    small, large = layer.waves(8, 8), layer.waves(16, 16)
+    assert small.shape == (1, 3, 8, 8)
+    torch.testing.assert_close(small, large[:, :, 4:12, 4:12])  # pixel coordinates from the centre
+    row = small[0, 0, 0]
+    torch.testing.assert_close(row[:4], row[4:])  # period 4 along x
+    assert torch.allclose(small[0, 0, :, 0], small[0, 0, 0, 0].expand(8))  # constant along y
+    assert {n for n, p in layer.named_parameters() if p.requires_grad} >= {"frequency", "phase"}
+
+
+def test_texture_is_switched_on_where_the_features_ask_for_it():
+    torch.manual_seed(0)
+    layer = FourierTexture(in_channels=2, features=4)
+    h = torch.zeros(2, 2, 6, 6)
+    h[1, 0, :, :3] = 1.0  # the second image asks for texture on its left half
+    with torch.no_grad():
+        layer.amplitude.weight.zero_()
+        layer.amplitude.bias.zero_()
+        layer.amplitude.weight[:, 0] = 1.0
+    out = layer(h)
+    assert torch.equal(out[0], torch.zeros(4, 6, 6)) and torch.equal(out[1, :, :, 3:], torch.zeros(4, 6, 3))
+    torch.testing.assert_close(out[1, :, :, :3], layer.waves(6, 6)[0, :, :, :3])
+
+
+@pytest.mark.parametrize("attention_mask", [True, False])
+def test_a_new_textured_generator_paints_what_the_plain_one_paints_and_the_texture_never_moves_the_mask(
+        attention_mask):
+    torch.manual_seed(0)
+    textured = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask, texture_features=5)
+    plain = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask)
+    extra = set(textured.state_dict()) - set(plain.state_dict())
+    assert extra == {"texture.frequency", "texture.phase", "texture.amplitude.weight", "texture.amplitude.bias",
+                     "texture_to_colour.weight"}
+    # The official keys keep their names and shapes, so the plain G loads the textured one's main weights.
+    plain.load_state_dict({k: v for k, v in textured.state_dict().items() if k not in extra})
+    image, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.eye(3)[:2]
+    with torch.no_grad():
+        torch.testing.assert_close(textured(image, labels), plain(image, labels), rtol=0, atol=0)
+        plain_mask = plain.attention.last_mask if attention_mask else None
+        textured.texture.amplitude.bias.fill_(1.0)
+        textured.texture_to_colour.weight.normal_(0, 0.1)
+        changed = textured(image, labels)
+    assert (changed - plain(image, labels)).abs().max() > 1e-2  # the texture reaches the picture ...
+    if attention_mask:  # ... through the colour only: the mask is the plain one's, to the last bit
+        assert torch.equal(textured.attention.last_mask, plain_mask)
+
+
+def test_textured_generator_trains_from_the_cli_rebuilds_from_checkpoint_and_export_and_resumes_exactly(
+        tmp_path, shapes):
+    base = shapes_overrides(shapes) + ["network.texture_features=4", "network.attention_mask=true"]
+    train_cli(STARGAN, tmp_path / "full", base)
+    ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
+    assert ckpt["nets"]["G"]["texture.frequency"].shape == (4, 2)
+    # Trained: the zero-initialised mixing conv has learned something.
+    assert ckpt["nets"]["G"]["texture_to_colour.weight"].abs().sum() > 0
+    g = FAMILIES["stargan"].load(ckpt, "full").nets["G"]
+    assert g.texture is not None and g.texture.features == 4
+    assert_export_translates_like_checkpoint(tmp_path / "full" / "00000-tiny", tmp_path)
+    assert_resume_is_exact(STARGAN, tmp_path / "split", base, ckpt)
+
+
+@pytest.mark.slow  # the torch.export-based ONNX exporter takes several seconds
+def test_textured_generator_exports_to_onnx_with_free_image_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[export]')")
+    for module in ("onnx", "onnxscript"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[export]')")
+    from common.export.onnx_export import export_onnx, sample_inputs
+
+    torch.manual_seed(0)
+    generator = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, texture_features=4).eval()
+    with torch.no_grad():  # make the waves visible in the output
+        generator.texture.amplitude.bias.fill_(1.0)
+        generator.texture_to_colour.weight.normal_(0, 0.1)
+    export_onnx(generator, sample_inputs(3, 4, 8, 3), tmp_path / "g.onnx")
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    for batch, (h, w) in ((1, (20, 36)), (2, (32, 12))):
+        image, labels = torch.rand(batch, 3, h, w) * 2 - 1, torch.rand(batch, 3)
+        (output,) = session.run(None, {"image": image.numpy(), "labels": labels.numpy()})
+        with torch.no_grad():
+            expected = generator(image, labels).numpy()
+        assert abs(output - expected).max() <= 1e-4, (h, w)
+
+
+def test_a_negative_feature_count_is_a_one_line_error(tmp_path, shapes):
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["network.texture_features=-1"], code=2)
+    assert "network.texture_features" in result.output and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "out").exists()
