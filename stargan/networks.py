@@ -147,17 +147,20 @@ class Generator(nn.Module):
         # Each label becomes a constant feature map so every spatial position sees the target domain.
         c = c.to(dtype=x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
         h = torch.cat([x, c], dim=1)
-        # The first conv block (conv, IN, ReLU) is main[:3]; the last conv and Tanh are main[-2:].
-        if self.skip:
-            first = self.main[:3](h)
-            h = torch.cat([self.main[3:-2](first), first], dim=1)
+        if not self.skip and self.texture is None:
+            h = self.main(h)  # the official path: one call, so hooks on `main` see all of it
         else:
-            h = self.main[:-2](h)
-        painted = self.main[-2](h)
-        if self.texture is not None:
-            texture = self.texture_to_colour(self.texture(h))
-            painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
-        h = self.main[-1](painted)
+            # The first conv block (conv, IN, ReLU) is main[:3]; the last conv and Tanh are main[-2:].
+            if self.skip:
+                first = self.main[:3](h)
+                h = torch.cat([self.main[3:-2](first), first], dim=1)
+            else:
+                h = self.main[:-2](h)
+            painted = self.main[-2](h)
+            if self.texture is not None:
+                texture = self.texture_to_colour(self.texture(h))
+                painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
+            h = self.main[-1](painted)
         return h if self.attention is None else self.attention(h, x)
 
 
