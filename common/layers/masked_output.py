@@ -16,6 +16,10 @@ from torch import Tensor, nn
 from common.layers.guided_filter import guided_filter
 
 
+# torch.export (ONNX) warns about a tensor attribute assigned during export; older torch has no such check.
+_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
+
 def compose(colour: Tensor, mask: Tensor, image: Tensor) -> Tensor:
     """``mask * colour + (1 - mask) * image``; ``mask`` is (N, 1, H, W) in [0, 1]. A mask of 0 returns
     ``image`` exactly (``image + 0``), a mask of 1 returns ``colour`` up to float rounding."""
@@ -58,7 +62,8 @@ class AttentionMask(nn.Module):
             colour, mask = both[:, :-1].clamp(-1, 1).to(raw.dtype), both[:, -1:].clamp(0, 1).to(raw.dtype)
         elif self.guide_radius:
             mask = guided_filter(image, mask, self.guide_radius, self.guide_eps).clamp(0, 1).to(raw.dtype)
-        self.last_mask = mask
+        if not _exporting():  # an export traces a pure function: no state to keep for the penalties
+            self.last_mask = mask
         return compose(colour, mask, image)
 
 
