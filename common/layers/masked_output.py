@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from common.layers.guided_filter import guided_filter
 
-
 # torch.export (ONNX) warns about a tensor attribute assigned during export; older torch has no such check.
 _exporting = getattr(torch.compiler, "is_exporting", lambda: False)
 
