@@ -52,12 +52,13 @@ def test_texture_is_switched_on_where_the_features_ask_for_it():
     torch.testing.assert_close(out[1, :, :, :3], layer.waves(6, 6)[0, :, :, :3])
 
 
-@pytest.mark.parametrize("attention_mask", [True, False])
+@pytest.mark.parametrize("attention_mask, skip", [(True, False), (False, False), (True, True)])
 def test_a_new_textured_generator_paints_what_the_plain_one_paints_and_the_texture_never_moves_the_mask(
-        attention_mask):
+        attention_mask, skip):
     torch.manual_seed(0)
-    textured = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask, texture_features=5)
-    plain = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask)
+    textured = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask, skip=skip,
+                         texture_features=5)
+    plain = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=attention_mask, skip=skip)
     extra = set(textured.state_dict()) - set(plain.state_dict())
     assert extra == {"texture.frequency", "texture.phase", "texture.amplitude.weight", "texture.amplitude.bias",
                      "texture_to_colour.weight"}
