@@ -60,6 +60,7 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
     assert f"({summary['recipe']} recipe," in result.output
     assert ckpt["config"]["network"]["attention_mask"] is preserving
     assert ckpt["config"]["loss"]["lambda_mask_binary"] == (0.05 if preserving else 0.0)
+    assert ckpt["config"]["network"]["mask_guide_radius"] == (2 if preserving else 0)
     assert ("G_ema" in ckpt["nets"]) is preserving
 
 
