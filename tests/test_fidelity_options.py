@@ -119,7 +119,8 @@ def test_epoch_families_keep_and_use_an_ema(tmp_path, unpaired_root, family):
 @pytest.mark.parametrize("args, named", [
     (["--set", "network.g_conv_dim=0"], "network.g_conv_dim"),
     (["--recipe", "official", "--set", "loss.lambda_mask=0.1"], "network.attention_mask"),
-    (["--set", "network.attention_mask=false"], "'network.mask_guide_radius' must be 0"),  # --set applies after the recipe
+    # --set applies after the recipe: the recipe's guided mask is refused without the mask.
+    (["--set", "network.attention_mask=false"], "'network.mask_guide_radius' must be 0"),
     (["--size", "40"], "data.image_size"),
     (["--set", "data.image_size=64"], "--size"),
 ])
