@@ -69,3 +69,19 @@ def test_demo_recipe_choices_are_the_recipes():
 
     option = next(p for p in demo_command.params if p.name == "recipe")
     assert sorted(option.type.choices) == sorted(demo.RECIPES) and option.default in demo.RECIPES
+
+
+def test_demo_set_restores_the_unfiltered_mask(tmp_path, monkeypatch):
+    """README and docs/fidelity.md give `--set network.mask_guide_radius=0` as the way to the demo's default of
+    2026-12-02: the mask stays, its guided filter goes."""
+    monkeypatch.setitem(demo.DATA, "n", 60)
+    monkeypatch.setitem(demo.CLASSIFIER, "epochs", 1)
+    monkeypatch.setattr(demo, "CLASSIFIER_MIN_IMAGES", 0)
+    monkeypatch.setitem(demo.DEMO_STARGAN, "optim", {**demo.DEMO_STARGAN["optim"], "num_iters": 2,
+                                                     "num_iters_decay": 1})
+    monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
+    run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", "--set", "network.mask_guide_radius=0"])
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    network = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "latest.pt")["config"]["network"]
+    assert network["mask_guide_radius"] == 0 and network["attention_mask"] is True
+    assert summary["overrides"] == ["network.mask_guide_radius=0"]

@@ -44,9 +44,9 @@ DEMO_STARGAN = {
 # What `--recipe` adds to DEMO_STARGAN. "preserving" (the default): the attention mask with its sparsity and
 # binarisation penalties, no TV, the mask through a guided filter of radius 2 with the input as guide (its border
 # sits on the object's outline instead of leaving a rim of the old colour), and an EMA of G. docs/fidelity.md
-# measured it beside the official losses on the same data: colour-change accuracy 99.4-99.8% (seeds 0, 1) vs
+# measured it on the same data as the official losses: colour-change accuracy 99.4-99.8% (seeds 0, 1) vs
 # 100%, every colour's counterfactual error x0.34-0.45 of doing nothing vs x0.93-1.25 (without the filter
-# x0.43-0.51, in 15% less training time). "official": the official networks and losses.
+# x0.43-0.51). "official": the official networks and losses.
 RECIPES: dict[str, dict] = {
     "preserving": {"network": {"attention_mask": True, "mask_guide_radius": 2},
                    "loss": {"lambda_mask": 0.02, "lambda_mask_tv": 0.0, "lambda_mask_binary": 0.05},
