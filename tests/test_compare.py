@@ -254,3 +254,20 @@ def test_shipped_configs_plan(tmp_path, name, k, steps):
     plans = build_plan(cfg, str(path), tmp_path, None)
     assert len(cfg.data.domains) == k and len(plans) == k * (k - 1) // 2 + 1
     assert plans[-1].method == "stargan" and plans[-1].steps == steps
+
+
+def test_readme_preserving_compare_commands_are_valid(tmp_path):
+    # The README's rerun with the identity-preserving options: every --set it documents must reach a real key of
+    # its family's config (a misspelt key or a value out of range exits 2), for both budgets.
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "compare-shapes-preserving" in b)
+    sets = re.findall(r"--set (\S+?)\"?(?=\s|$)", block)
+    assert {"cyclegan.loss.lambda_mask_tv=0.01", "stargan.network.mask_guide_radius=2",
+            "stargan.loss.lambda_mask_binary=0.05", "cyclegan.ema.decay=0.999"} <= set(sets), sets
+    options = [a for s in sets if not s.startswith("budget.") for a in ("--set", s)]
+    for budget in ([], ["--set", "budget.mode=time", "--set", "budget.total_seconds=1200"]):
+        result = invoke(["compare", root / "configs/compare/shapes.yaml", *options, *budget,
+                         "--out", tmp_path / "never", "--dry-run"])
+        assert "6 pairwise CycleGANs + 1 StarGAN" in result.output
+    assert not (tmp_path / "never").exists()
