@@ -1,6 +1,7 @@
 """`stargan compare`: pairwise CycleGANs vs one StarGAN, end to end on a tiny shapes config."""
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -256,18 +257,42 @@ def test_shipped_configs_plan(tmp_path, name, k, steps):
     assert plans[-1].method == "stargan" and plans[-1].steps == steps
 
 
+def _flatten(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def test_readme_preserving_compare_commands_are_valid(tmp_path):
-    # The README's rerun with the identity-preserving options: every --set it documents must reach a real key of
-    # its family's config (a misspelt key or a value out of range exits 2), for both budgets.
+    # The README's rerun with the identity-preserving options, read as the shell reads it (variables expanded,
+    # line continuations joined): each command must pass `compare --dry-run` (a misspelt key or a value out of
+    # range exits 2), the StarGAN must get exactly `stargan demo`'s preserving recipe, as the README says, and
+    # the CycleGANs exactly the mask with TV and the EMA.
+    from stargan.cli.demo import RECIPES
+
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "compare-shapes-preserving" in b)
-    sets = re.findall(r"--set (\S+?)\"?(?=\s|$)", block)
-    assert {"cyclegan.loss.lambda_mask_tv=0.01", "stargan.network.mask_guide_radius=2",
-            "stargan.loss.lambda_mask_binary=0.05", "cyclegan.ema.decay=0.999"} <= set(sets), sets
-    options = [a for s in sets if not s.startswith("budget.") for a in ("--set", s)]
-    for budget in ([], ["--set", "budget.mode=time", "--set", "budget.total_seconds=1200"]):
-        result = invoke(["compare", root / "configs/compare/shapes.yaml", *options, *budget,
-                         "--out", tmp_path / "never", "--dry-run"])
+    shell = 'stargan() { printf "%s\\0" "$@"; printf "\\n"; }\n' + block
+    printed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True).stdout
+    commands = [line.split("\0")[:-1] for line in printed.splitlines() if line]
+    assert len(commands) == 2, commands
+    expected_cyclegan = {"network.attention_mask": True, "loss.lambda_mask": 0.02, "loss.lambda_mask_tv": 0.01,
+                         "ema.decay": 0.999}
+    expected = {**{f"cyclegan.{k}": v for k, v in expected_cyclegan.items()},
+                **{f"stargan.{k}": v for k, v in _flatten(RECIPES["preserving"]).items()}}
+    budgets = []
+    for args in commands:
+        assert args[:2] == ["compare", "configs/compare/shapes.yaml"], args
+        sets = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--set")
+        options = {k: yaml.safe_load(v) for k, v in sets.items() if not k.startswith("budget.")}
+        assert options == expected
+        budgets.append({k: yaml.safe_load(v) for k, v in sets.items() if k.startswith("budget.")})
+        out = args.index("--out")
+        result = invoke(["compare", root / args[1], *args[2:out], *args[out + 2:], "--out", tmp_path / "never",
+                         "--dry-run"])
         assert "6 pairwise CycleGANs + 1 StarGAN" in result.output
+    assert budgets == [{}, {"budget.mode": "time", "budget.total_seconds": 1200}]
+    assert "600s for the StarGAN" in result.output
     assert not (tmp_path / "never").exists()
