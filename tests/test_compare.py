@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import make_image_folder
 
-from common.checkpoint import list_checkpoints, load_checkpoint
+from common.checkpoint import _flatten, list_checkpoints, load_checkpoint
 from common.config import from_dict
 from common.networks.factory import count_parameters
 from cyclegan.config import CycleGANConfig
@@ -257,13 +257,6 @@ def test_shipped_configs_plan(tmp_path, name, k, steps):
     assert plans[-1].method == "stargan" and plans[-1].steps == steps
 
 
-def _flatten(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def test_readme_preserving_compare_commands_are_valid(tmp_path):
     # The README's rerun with the identity-preserving options, read as the shell reads it (variables expanded,
     # line continuations joined): each command must pass `compare --dry-run` (a misspelt key or a value out of
@@ -281,7 +274,7 @@ def test_readme_preserving_compare_commands_are_valid(tmp_path):
     expected_cyclegan = {"network.attention_mask": True, "loss.lambda_mask": 0.02, "loss.lambda_mask_tv": 0.01,
                          "ema.decay": 0.999}
     expected = {**{f"cyclegan.{k}": v for k, v in expected_cyclegan.items()},
-                **{f"stargan.{k}": v for k, v in _flatten(RECIPES["preserving"]).items()}}
+                **_flatten(RECIPES["preserving"], "stargan")}
     budgets = []
     for args in commands:
         assert args[:2] == ["compare", "configs/compare/shapes.yaml"], args
