@@ -53,3 +53,24 @@ def test_report_keeps_failed_and_skipped_cells():
     assert "| m (official, before) | 256 | 1 | fp32 | off | off | 0.1000 | 10.0 | baseline |" in text
     assert "| 16.00x |" in text and "31.0%" in text
     assert "OutOfMemoryError: CUDA out of memory |" in text
+
+
+def test_ratio_to_the_official_step_is_given_over_before_and_after():
+    def row(official, images_per_s=None, model="stargan", when=None, error=None):
+        r = {"model": model, "size": 128, "batch": 16, "precision": "fp32", "channels_last": False,
+             "compile": False, "official": official}
+        r.update({k: v for k, v in (("images_per_s", images_per_s), ("when", when), ("error", error)) if v})
+        if images_per_s:
+            r["s_per_iter"] = 16 / images_per_s
+        return r
+
+    rows = [row(True, 800.0, when="before"), row(True, 600.0, when="after"), row(False, 1400.0),
+            row(True, 10.0, model="cyclegan", when="before"), row(False, error="skipped: time budget used up")]
+    gpu_check.add_ratios(rows)
+    ours = rows[2]
+    assert ours["vs_official"] == 2.0  # over the mean of the two official timings (700 images/s)
+    assert ours["vs_official_range"] == [1.75, 1400.0 / 600.0]
+    assert "vs_official" not in rows[4] and "vs_official" not in rows[0]
+    text = gpu_check.markdown({"device": "GPU", "date": "d", "commit": "c", "torch": "t", "cuda": "c", "cudnn": 9,
+                               "cpus": 16, "peak_source": "table"}, {}, rows, None)
+    assert "| 2.00x (1.75-2.33) |" in text
