@@ -204,3 +204,36 @@ def test_one_persistent_loader_gives_each_epochs_batches(unpaired_root):
     for ours, theirs in zip(got, expected):
         for a, b in zip(ours, theirs):
             assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+
+
+def _documented_train_lines(path: Path) -> list[list[str]]:
+    """The `stargan train` commands of a markdown file's bash blocks (continuations joined, comments dropped)."""
+    import shlex
+
+    commands, block = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            block = [] if block is None and line.strip() == "```bash" else None
+            continue
+        if block is not None:
+            block.append(line)
+            text = " ".join(block)
+            if not line.rstrip().endswith("\\"):
+                words = shlex.split(text.replace("\\", " "), comments=True)
+                if words[:2] == ["stargan", "train"]:
+                    commands.append(words[2:])
+                block.clear()
+    return commands
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/gpu.md"])
+def test_documented_gpu_launch_lines_pass_a_dry_run(tmp_path, doc):
+    """Every documented `stargan train` line that sets a `run.` option resolves: config found, every key real."""
+    root = CONFIGS.parent
+    lines = [words for words in _documented_train_lines(root / doc) if any(w.startswith("run.") for w in words)]
+    assert lines, f"{doc}: no `stargan train ... --set run.*` line found"
+    for words in lines:
+        args = [str(root / w) if w.startswith("configs/") else w for w in words]
+        result = run_cli(["train", *args, "--dry-run", "--out", tmp_path / "runs"])
+        assert "# dry run: would train" in result.output
+    assert not (tmp_path / "runs").exists()
