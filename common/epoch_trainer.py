@@ -8,7 +8,9 @@ sampler, how a batch becomes the networks' inputs, and :meth:`EpochTrainer.train
 from __future__ import annotations
 
 import functools
+import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,9 @@ from common.training import (
     open_run,
     progress_bar,
 )
+
+# The start of torch's warning when an LR scheduler steps before its optimizer has (torch/optim/lr_scheduler.py).
+SCHEDULER_ORDER_WARNING = re.escape("Detected call of `lr_scheduler.step()` before `optimizer.step()`")
 
 
 class EpochTrainer(TrainerBase):
@@ -105,7 +110,7 @@ class EpochTrainer(TrainerBase):
         for net in self.nets.values():
             net.train()
         meter, skipped = StepMeter(), 0
-        stop = False
+        stop = stepped_here = False
         started = time.perf_counter()
         # One loader for the run, its sampler swapped each epoch, so persistent workers live across epochs.
         epoch_keys = EpochSampler()
@@ -123,6 +128,7 @@ class EpochTrainer(TrainerBase):
                     skipped += int(batch["skipped"].sum())
                     step = c["global_step"]
                     self.record_step(meter, step, logs, real_a.shape[0] * self.dist.world_size)
+                    stepped_here = True
                     self._step_done(step)
                     bar.update(1)
                     if step % cfg.log.every_steps == 0:
@@ -138,8 +144,14 @@ class EpochTrainer(TrainerBase):
                 if stop:
                     break
                 # End of epoch: the official schedule steps once per epoch.
-                for scheduler in self.schedulers.values():
-                    scheduler.step()
+                with warnings.catch_warnings():
+                    if not stepped_here:
+                        # Resumed from a checkpoint of an epoch's last step: this LR step is due although this
+                        # process has run no optimizer step yet. torch's warning about that order guards
+                        # against a misordered loop, which this is not.
+                        warnings.filterwarnings("ignore", message=SCHEDULER_ORDER_WARNING, category=UserWarning)
+                    for scheduler in self.schedulers.values():
+                        scheduler.step()
                 c["epoch"] += 1
                 c["epoch_step"] = 0
                 if c["epoch"] % cfg.log.save_every_epochs == 0 or c["epoch"] == self.total_epochs:

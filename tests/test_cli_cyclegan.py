@@ -1,5 +1,6 @@
 """CycleGAN through the public CLI: train, dry run, resume (bit-exact), translate, errors."""
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,26 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path, data):
     args = train_args(data, tmp_path / "r", "--set", "run.precision=amp_fp16")
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 2 and "amp_fp16 needs a CUDA device" in result.output
+
+
+def test_resume_at_an_epoch_end_is_exact_and_quiet(tmp_path, data):
+    """Stopped after the epoch's last step, before its LR step: the resumed process steps the schedulers first.
+    That is right (the same LRs as the uninterrupted run), so torch's "scheduler before optimizer" warning,
+    which guards against a misordered loop, must not be shown."""
+    sets = ["--set", "data.batch_size=1"]
+    run(train_args(data, tmp_path / "a", *sets))
+    full = _final_nets(tmp_path / "a" / "00000-tiny")
+    run(train_args(data, tmp_path / "b", *sets, "--set", "run.stop_after_steps=6"))
+    stopped = _final_nets(tmp_path / "b" / "00000-tiny")
+    assert stopped["counters"]["epoch"] == 0 and stopped["counters"]["epoch_step"] == 6  # the epoch's last step
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(train_args(data, tmp_path / "b", *sets, "--resume", "auto"))
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)], [str(w.message) for w in caught]
+    resumed = _final_nets(tmp_path / "b" / "00000-tiny")
+    assert resumed["counters"] == full["counters"]
+    for name in ("G", "D"):
+        assert full["optimizers"][name]["param_groups"][0]["lr"] == resumed["optimizers"][name]["param_groups"][0]["lr"]
+    for name in full["nets"]:
+        for key, tensor in full["nets"][name].items():
+            assert torch.equal(tensor, resumed["nets"][name][key]), f"{name}.{key} differs after resume"
