@@ -1,7 +1,8 @@
 """One command for a GPU machine: run every CUDA test, then measure the training throughput table.
 
-    python benchmarks/gpu_check.py --out gpu_check/            # ~8 minutes on one H100/H200-class GPU
-    python benchmarks/gpu_check.py --out DIR --peak-tflops bf16=989,fp16=989,fp32=495 --budget-s 600
+    python benchmarks/gpu_check.py --out gpu_check/            # ~7 minutes on one H200 (2026-12-04)
+    python benchmarks/gpu_check.py --out DIR --compile on --skip-tests --skip-loader --budget-s 900  # compiled
+    python benchmarks/gpu_check.py --out DIR --peak-tflops bf16=989,fp16=989,fp32=495 --profile 25
 
 Without a CUDA GPU it says so and exits 0. With one it
 1. runs ``pytest -m cuda`` (tests/test_cuda.py: fp32/bf16/fp16 steps, fp16 + GradScaler + gradient penalty,
@@ -13,8 +14,10 @@ Without a CUDA GPU it says so and exits 0. With one it
    before and after its family's cells: seconds per iteration (StarGAN: the 5-iteration n_critic group / 5),
    images/s, the ratio to the official images/s, peak CUDA memory, TFLOP/s and MFU;
 3. measures the StarGAN data loader (benchmarks/bench_data.py) beside the step's images/s, if time is left;
-and writes DIR/gpu_check.json and DIR/gpu_check.md. Every cell is timed within a budget and any failure is
-recorded in its row; the run goes on.
+and writes DIR/gpu_check.json and DIR/gpu_check.md (with --profile N also DIR/profile.txt: per model, kernel
+time against wall time and the N costliest operators). Every cell is timed within a budget and any failure is
+recorded in its row; the run goes on. On the H200 each compiled cell compiled for about 50 s, so the default
+budget reaches only the first few compiled cells (best first); docs/gpu.md has that run's figures.
 
 FLOPs are counted once per model and batch with the per-operator formulas of torch.utils.flop_counter
 (FlopCounterMode's registry; its module tracker cannot follow the gradient penalty's autograd.grad on a leaf),
