@@ -74,3 +74,7 @@ def test_ratio_to_the_official_step_is_given_over_before_and_after():
     text = gpu_check.markdown({"device": "GPU", "date": "d", "commit": "c", "torch": "t", "cuda": "c", "cudnn": 9,
                                "cpus": 16, "peak_source": "table"}, {}, rows, None)
     assert "| 2.00x (1.75-2.33) |" in text
+    # A cell with the official step timed right before and right after it is compared with those two alone.
+    bracketed = dict(row(False, 1400.0), official_bracket=[1000.0, 400.0])
+    gpu_check.add_ratios(rows + [bracketed])
+    assert bracketed["vs_official"] == 2.0 and bracketed["vs_official_range"] == [1.4, 3.5]
