@@ -188,7 +188,8 @@ class Table:
         self.deadline = time.perf_counter() + args.budget_s
         self.rows: list[dict] = []
         self.flops: dict[tuple, float] = {}
-        self.latest_official: dict[str, float | None] = {}  # per model: the official images/s timed last
+        self.official_timings: list[dict] = []
+        self.last_timed: str | None = None  # the model whose official step was timed last, if nothing since
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -213,30 +214,33 @@ class Table:
             if peak:
                 row["mfu"] = row["tflops"] / peak
 
-    def official(self, family: ModelFamily, size: int, when: str, keep: bool = True) -> dict:
-        """Time the official step; ``keep``: as a row of the table (the run's first and last timings), else only
-        as the bracket of the cells beside it (``self.latest_official``)."""
+    def official(self, family: ModelFamily, size: int, when: str) -> dict:
+        """Time the official step once; every timing is kept in ``official_timings`` (the table shows the first
+        and the last of each model)."""
         row = {"model": family.name, "size": size, "batch": official_batch(family), "precision": "fp32",
                "channels_last": False, "compile": False, "official": True, "when": when}
         try:
             unit, images, iterations = official_unit(family, size)
             self._measure(row, unit, images, iterations, warmup=2, flops_key=("official", family.name, size))
+            del unit  # the official networks go before our cells, so their peak memory is their own
         except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the check goes on
             row["error"] = _first_line(err)
-        _release()  # freed before our cells, so their peak memory is their own
-        if keep:
-            self.rows.append(row)
-        self.latest_official[family.name] = row.get("images_per_s")
+        _release()
+        self.official_timings.append(row)
+        self.last_timed = family.name
         return row
+
+    def skips(self, compile_: bool) -> bool:
+        return self.left() < (90 if compile_ else 10)  # a compiled cell compiles for tens of seconds first
 
     def ours(self, family, config, size, batch, precision, channels_last, compile_) -> dict:
         row = {"model": family.name, "size": size, "batch": batch, "precision": precision,
                "channels_last": channels_last, "compile": compile_, "official": False}
-        if self.left() < (90 if compile_ else 10):  # a compiled cell compiles for tens of seconds first
+        if self.skips(compile_):
             row["error"] = "skipped: time budget used up"
             self.rows.append(row)
             return row
-        bench = None
+        bench, count_after = None, False
         try:
             overrides = [f"run.channels_last={str(channels_last).lower()}", f"run.compile={str(compile_).lower()}"]
             bench = build(str(config), overrides, "cuda", precision, size, batch)
@@ -244,11 +248,13 @@ class Table:
             plain = precision == "fp32" and not channels_last and not compile_
             self._measure(row, bench.one_iteration, bench.images, iterations, warmup=3 if compile_ else 2,
                           flops_key=("ours", family.name, size, batch) if plain else None)
+            bench_iterations = iterations
             if not plain:  # the plain cell, when it ran (--compile off/both), counted this model's work first
                 key = ("ours", family.name, size, batch)
-                if key not in self.flops:
-                    self.flops[key] = self._count_plain(config, size, batch)
-                self._measure_flops_only(row, key, iterations)
+                if key in self.flops:
+                    self._measure_flops_only(row, key, iterations)
+                else:
+                    count_after = True
         except Exception as err:  # noqa: BLE001
             row["error"] = _first_line(err)
         finally:
@@ -256,6 +262,15 @@ class Table:
                 bench.trainer.close()
             del bench
             _release()
+            self.last_timed = None
+        if count_after:  # with our compiled networks freed first: two models at once could run out of memory
+            key = ("ours", family.name, size, batch)
+            try:
+                self.flops[key] = self._count_plain(config, size, batch)
+            except Exception as err:  # noqa: BLE001 - the timing stands; only TFLOP/s and MFU are missing
+                self.flops[key] = 0.0  # counted (and failed) once, not again for every cell of this model
+                row["flops_error"] = _first_line(err)
+            self._measure_flops_only(row, key, bench_iterations)
         self.rows.append(row)
         return row
 
@@ -292,22 +307,25 @@ class Table:
                     cells.append((*model, precision, channels_last, compile_))
         baselines = list(dict.fromkeys((family, size) for family, _, size, _ in MODELS))
         for family, size in baselines:
-            print(_row_text(self.official(family, size, "before")), flush=True)
+            row = self.official(family, size, "before")
+            self.rows.append(row)
+            print(_row_text(row), flush=True)
         for cell in cells:
+            # The machine's speed drifts within minutes (the H200 run: up to 1.5x), so each of our cells is timed
+            # between two timings of the official step, right before and right after it.
             family, size = cell[0], cell[2]
-            before = self.latest_official.get(family.name)
+            if self.last_timed != family.name and not self.skips(cell[-1]):
+                self.official(family, size, "between")
+            before = self.official_timings[-1] if self.last_timed == family.name else {}
             row = self.ours(*cell)
             print(_row_text(row), flush=True)
             if "images_per_s" in row:
-                # The official step again right after each cell: the machine's speed drifts within minutes (the
-                # H200 run: 1.3x), so each cell is compared with the official timings on either side of it.
-                last = cell is cells[-1] or all(c[0] is not family for c in cells[cells.index(cell) + 1:])
-                after = self.official(family, size, "after" if last else "between", keep=last)
-                row["official_bracket"] = [v for v in (before, after.get("images_per_s")) if v]
-        for family, size in baselines:
-            if not any(r["official"] and r["when"] == "after" and r["model"] == family.name for r in self.rows) \
-                    and self.left() > 20:
-                print(_row_text(self.official(family, size, "after")), flush=True)
+                after = self.official(family, size, "between")
+                row["official_bracket"] = [t["images_per_s"] for t in (before, after) if "images_per_s" in t]
+        for family, _size in baselines:  # the last timing of each model closes the table
+            last = [t for t in self.official_timings if t["model"] == family.name][-1]
+            if last["when"] != "before":
+                self.rows.append(dict(last, when="after"))
         add_ratios(self.rows)
 
 
@@ -473,7 +491,8 @@ def main() -> int:
         best = max((r.get("images_per_s", 0) for r in table.rows
                     if r["model"] == STARGAN.name and not r["official"]), default=0)
         loader = run_loader(args.out, best or None, seconds=75)
-    result = {"meta": meta, "tests": tests, "rows": table.rows, "loader": loader}
+    result = {"meta": meta, "tests": tests, "rows": table.rows, "official_timings": table.official_timings,
+              "loader": loader}
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2))
     text = markdown(meta, tests, table.rows, loader)
     (args.out / "gpu_check.md").write_text(text)

@@ -78,3 +78,69 @@ def test_ratio_to_the_official_step_is_given_over_before_and_after():
     bracketed = dict(row(False, 1400.0), official_bracket=[1000.0, 400.0])
     gpu_check.add_ratios(rows + [bracketed])
     assert bracketed["vs_official"] == 2.0 and bracketed["vs_official_range"] == [1.4, 3.5]
+
+
+def test_each_cell_is_timed_between_two_official_timings(monkeypatch):
+    """Table.run on stand-ins (no GPU): each of our timed cells is bracketed by the official timings right before
+    and right after it, cells cut by the budget get none, and the last official timing of each model closes
+    the table as its "after" row."""
+    import argparse
+    import itertools
+    import types
+
+    clock = itertools.count(1)
+    events = []  # (kind, model) in the order they were timed
+
+    def timed(fn, min_seconds, max_units=200):
+        fn()
+        return float(next(clock)), 1  # a distinct "duration" per timing, so each can be told apart
+
+    class Stand:
+        def __init__(self, kind, model):
+            self.kind, self.model = kind, model
+
+        def __call__(self):
+            events.append((self.kind, self.model))
+
+    def official_unit(family, size):
+        return Stand("official", family.name), 1, 1
+
+    def build(config, overrides, device, precision, size, batch):
+        family = gpu_check.STARGAN if "stargan" in str(config) else gpu_check.CYCLEGAN
+        trainer = types.SimpleNamespace(cfg=types.SimpleNamespace(optim=types.SimpleNamespace(n_critic=1)),
+                                        close=lambda: None)
+        return types.SimpleNamespace(trainer=trainer, one_iteration=Stand("ours", family.name), images=1)
+
+    for name, value in (("_timed", timed), ("official_unit", official_unit), ("build", build),
+                        ("_release", lambda: None)):
+        monkeypatch.setattr(gpu_check, name, value)
+    for name in ("synchronize", "reset_peak_memory_stats"):
+        monkeypatch.setattr(gpu_check.torch.cuda, name, lambda *a, **k: None)
+    monkeypatch.setattr(gpu_check.torch.cuda, "max_memory_allocated", lambda *a, **k: 0)
+    monkeypatch.setattr(gpu_check, "PRECISIONS", ("fp32",))
+    table = gpu_check.Table(argparse.Namespace(budget_s=1e6, cell_seconds=0.0, compile="off"), {})
+    table.run()
+
+    ours = [r for r in table.rows if not r["official"]]
+    assert len(ours) == 6 and all(len(r["official_bracket"]) == 2 for r in ours)
+    timings = table.official_timings
+    for row in ours:
+        before, after = row["official_bracket"]
+        i = next(k for k, t in enumerate(timings) if t.get("images_per_s") == before)
+        assert timings[i + 1]["images_per_s"] == after  # nothing else of the official timed in between
+        assert timings[i]["model"] == timings[i + 1]["model"] == row["model"]
+    runs = [event for event, _ in itertools.groupby(events)]  # what ran, repeated calls of one unit merged
+    for k, (kind, model) in enumerate(runs):
+        if kind == "ours":  # the official step of the same model ran right before and right after it
+            assert runs[k - 1] == ("official", model) and runs[k + 1] == ("official", model), runs
+    closing = [r for r in table.rows if r["official"] and r["when"] == "after"]
+    assert {r["model"] for r in closing} == {"cyclegan", "stargan"}
+    for r in closing:
+        assert r["images_per_s"] == [t for t in timings if t["model"] == r["model"]][-1]["images_per_s"]
+
+    # A budget used up before the cells: none is timed, no official step is timed for them, no "after" row.
+    table = gpu_check.Table(argparse.Namespace(budget_s=0, cell_seconds=0.0, compile="off"), {})
+    table.run()
+    assert all("skipped" in r.get("error", "") for r in table.rows if not r["official"])
+    assert [t["when"] for t in table.official_timings] == ["before", "before"]
+    assert not [r for r in table.rows if r["official"] and r["when"] == "after"]
