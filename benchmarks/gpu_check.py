@@ -431,15 +431,17 @@ def profile_models(top: int, cell_seconds: float) -> str:
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 bench.one_iteration()
                 torch.cuda.synchronize()
-            kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-            busy = sum(e.device_time for e in kernels) / 1e6  # microseconds -> s
+            on_gpu = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+            busy = sum(e.device_time for e in on_gpu) / 1e6  # microseconds -> s
+            copies = sum(e.name.startswith(("Memcpy", "Memset")) for e in on_gpu)
             averages = prof.key_averages()
             try:
                 table = averages.table(sort_by="self_device_time_total", row_limit=top)
             except (KeyError, AttributeError, ValueError):
                 table = averages.table(sort_by="self_cuda_time_total", row_limit=top)
-            parts.append(f"{title}\n\nwall {wall:.4f} s per unit (n={n}); CUDA kernels {busy:.4f} s in "
-                         f"{len(kernels)} launches: GPU busy {busy / wall:.0%} of the wall time\n\n{table}")
+            parts.append(f"{title}\n\nwall {wall:.4f} s per unit (n={n}); on the GPU {busy:.4f} s in "
+                         f"{len(on_gpu) - copies} kernels and {copies} memory copies/sets: GPU busy "
+                         f"{busy / wall:.0%} of the wall time\n\n{table}")
         except Exception as err:  # noqa: BLE001 - a failed profile is recorded, the check goes on
             parts.append(f"{title}\n\n{_first_line(err)}")
         finally:
