@@ -1,6 +1,6 @@
 """One command for a GPU machine: run every CUDA test, then measure the training throughput table.
 
-    python benchmarks/gpu_check.py --out gpu_check/            # ~7 minutes on one H200 (2026-12-04)
+    python benchmarks/gpu_check.py --out gpu_check/            # about 8 minutes on one H200 (estimated)
     python benchmarks/gpu_check.py --out DIR --compile on --skip-tests --skip-loader --budget-s 900  # compiled
     python benchmarks/gpu_check.py --out DIR --peak-tflops bf16=989,fp16=989,fp32=495 --profile 25
 
