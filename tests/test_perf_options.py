@@ -65,7 +65,12 @@ def _assert_same_steps(plain: tuple, other: tuple, compiled: bool = False) -> No
     # kernels sum in another order; torch.compile also fuses the instance norms' reductions).
     rel = 1e-3 if compiled else 1e-4
     for key, value in plain_losses[0].items():
-        assert losses[0][key] == pytest.approx(value, rel=rel, abs=rel / 10), key
+        # The gradient penalty goes through a double backward, which carries the convolutions' rounding
+        # further: with channels_last on an AMD EPYC CPU (2026-12-04) StarGAN's D/gp differed by 1.3e-4 of
+        # itself and the input-gradient norm inside it (D/gp/grad_norm) by 4.5e-4, every other loss by less
+        # than 1e-4. A missing or wrong penalty would be off by its size.
+        tol = max(rel, 1e-3) if "/gp" in key else rel
+        assert losses[0][key] == pytest.approx(value, rel=tol, abs=tol / 10), key
     nets = {key.split(".", 1)[0] for key in plain_grads}
     for net in nets:
         keys = [k for k in plain_grads if k.startswith(net + ".")]
@@ -77,11 +82,17 @@ def _assert_same_steps(plain: tuple, other: tuple, compiled: bool = False) -> No
             # missing or wrong penalty term would be off by its whole size.
             assert float((ours - theirs).norm()) <= 2e-2 * float(theirs.norm()), net
             continue
-        # To 1e-5 of the network's largest gradient: the biases in front of an InstanceNorm have a true
-        # gradient of 0 and carry only rounding noise at that scale (the gradient penalty makes D's large).
+        # Eager, other kernels only sum in another order, but D's LeakyReLUs turn that rounding into branch
+        # flips where an activation sits at 0, and the penalty's double backward carries them further: on an
+        # AMD EPYC CPU (2026-12-04) channels_last moved StarGAN's D gradient by 0.37% of its norm (one layer
+        # 0.9%), G's by 0.09%. So: the network to 1% of its norm, and each parameter to 5% of its own norm
+        # (plus 1e-4 of the network's largest gradient per element, for the biases in front of an
+        # InstanceNorm, whose true gradient is 0), which the measured worst case uses a sixth of; a wrong or
+        # transposed layer is off by about its whole norm.
+        assert float((ours - theirs).norm()) <= 1e-2 * float(theirs.norm()), net
         for key in keys:
-            torch.testing.assert_close(grads[key], plain_grads[key], rtol=1e-3, atol=1e-5 * scale,
-                                       msg=lambda m, k=key: f"{k}: {m}")
+            diff, ref = float((grads[key] - plain_grads[key]).norm()), float(plain_grads[key].norm())
+            assert diff <= 5e-2 * ref + 1e-4 * scale * plain_grads[key].numel() ** 0.5, (key, diff, ref)
     # Later steps: Adam turns the rounding of near-zero gradients into lr-sized steps and the WGAN-GP critic
     # amplifies them (seen: 0.75% on a gradient penalty after 3 steps); the losses stay close, not equal.
     for i, (a, b) in enumerate(zip(plain_losses[1:], losses[1:]), start=1):
