@@ -17,7 +17,8 @@ Without a CUDA GPU it says so and exits 0. With one it
 and writes DIR/gpu_check.json and DIR/gpu_check.md (with --profile N also DIR/profile.txt: per model, kernel
 time against wall time and the N costliest operators). Every cell is timed within a budget and any failure is
 recorded in its row; the run goes on. On the H200 each compiled cell compiled for about 50 s, so the default
-budget reaches only the first few compiled cells (best first); docs/gpu.md has that run's figures.
+budget reaches about one compiled cell (best first; time them with --compile on in a run of their own);
+docs/gpu.md has that machine's figures.
 
 FLOPs are counted once per model and batch with the per-operator formulas of torch.utils.flop_counter
 (FlopCounterMode's registry; its module tracker cannot follow the gradient penalty's autograd.grad on a leaf),
