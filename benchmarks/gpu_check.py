@@ -166,6 +166,13 @@ class OpFlops:
         return self._mode.__exit__(*exc)
 
 
+def count_flops(unit) -> float:
+    """FLOPs of one call of ``unit``."""
+    with OpFlops() as counter:
+        unit()
+    return counter.total
+
+
 def official_batch(family: ModelFamily) -> int:
     return 1 if family is CYCLEGAN else 16
 
@@ -204,16 +211,8 @@ class Table:
         row.update(s_per_iter=seconds / iterations, images_per_s=images / seconds, timed_units=n,
                    peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30)
         if flops_key is not None and flops_key not in self.flops:
-            with OpFlops() as counter:
-                unit()
-            self.flops[flops_key] = counter.total
-        flops = self.flops.get(flops_key)
-        if flops:
-            row["tflop_per_iter"] = flops / iterations / 1e12
-            row["tflops"] = flops / seconds / 1e12
-            peak = self.peaks.get(row["precision"])
-            if peak:
-                row["mfu"] = row["tflops"] / peak
+            self.flops[flops_key] = count_flops(unit)
+        self._add_rates(row, flops_key, iterations)
 
     def official(self, family: ModelFamily, size: int, when: str) -> dict:
         """Time the official step once; every timing is kept in ``official_timings`` (the table shows the first
@@ -253,7 +252,7 @@ class Table:
             if not plain:  # the plain cell, when it ran (--compile off/both), counted this model's work first
                 key = ("ours", family.name, size, batch)
                 if key in self.flops:
-                    self._measure_flops_only(row, key, iterations)
+                    self._add_rates(row, key, iterations)
                 else:
                     count_after = True
         except Exception as err:  # noqa: BLE001
@@ -271,7 +270,7 @@ class Table:
             except Exception as err:  # noqa: BLE001 - the timing stands; only TFLOP/s and MFU are missing
                 self.flops[key] = 0.0  # counted (and failed) once, not again for every cell of this model
                 row["flops_error"] = _first_line(err)
-            self._measure_flops_only(row, key, bench_iterations)
+            self._add_rates(row, key, bench_iterations)
         self.rows.append(row)
         return row
 
@@ -281,15 +280,14 @@ class Table:
         bench = build(str(config), ["run.channels_last=false", "run.compile=false"], "cuda", "fp32", size, batch)
         try:
             bench.one_iteration()
-            with OpFlops() as counter:
-                bench.one_iteration()
-            return counter.total
+            return count_flops(bench.one_iteration)
         finally:
             bench.trainer.close()
             del bench
             _release()
 
-    def _measure_flops_only(self, row: dict, key: tuple, iterations: int) -> None:
+    def _add_rates(self, row: dict, key, iterations: int) -> None:
+        """TFLOP/s and MFU of a timed row, from the FLOPs counted under ``key`` (none yet or 0: nothing)."""
         flops = self.flops.get(key)
         if flops and "s_per_iter" in row:
             row["tflop_per_iter"] = flops / iterations / 1e12
