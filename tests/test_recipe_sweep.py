@@ -1,0 +1,62 @@
+"""benchmarks/recipe_sweep.py end to end on a tiny shapes set: every (variant, seed) is trained with its overrides
+and scored, its row lands in results.jsonl and the summary counts the seeds per target (the figures of so short
+a run mean nothing; the plumbing is what is checked)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "recipe_sweep.py"
+
+
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+
+
+@pytest.mark.slow  # makes data, a classifier and two tiny trainings in subprocesses: about a minute on 2 cores
+def test_each_variant_and_seed_is_trained_with_its_overrides_and_scored(tmp_path):
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("plain: []\n"
+                        "masked: [network.attention_mask=true, loss.lambda_mask=0.05]\n")
+    out = tmp_path / "sweep"
+    proc = _run("--variants", str(variants), "--out", str(out), "--config", "configs/stargan/tiny.yaml",
+                "--seeds", "3", "--steps", "2", "--parallel", "2", "--device", "cpu", "--n-images", "40",
+                "--size", "32", "--classifier-epochs", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["variant"] for r in rows) == ["masked", "plain"]
+    for row in rows:
+        assert row["error"] is None and row["seed"] == 3 and row["steps"] == 2
+        assert set(row["acc"]) == {"Red", "Green", "Blue", "Yellow", "Striped"}
+        assert all(ratio > 0 for ratio in row["ratio"].values())
+        assert set(row["meets"]) == {"colour acc >= 99%", "colours <= 0.5x", "Striped >= 90%", "shape >= 95%"}
+        config = (out / "runs" / f"{row['variant']}-s3" / "00000-tiny" / "config.yaml").read_text()
+        assert "seed: 3" in config
+        assert ("attention_mask: true" in config) == (row["variant"] == "masked")
+        assert (row["g_mask"] is None) == (row["variant"] == "plain")  # only the masked G logs its mask
+    summary = (out / "summary.md").read_text()
+    assert "| variant | seeds scored | colour acc >= 99% | colours <= 0.5x | Striped >= 90% | shape >= 95% |" in summary
+    assert summary.count("| plain | 1 |") == 1 and summary.count("| masked | 1 |") == 1
+
+    again = _run("--variants", str(variants), "--out", str(out), "--seeds", "3", "--device", "cpu")
+    assert again.returncode == 2 and "already there" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"a": ["no equals sign"]}', "KEY=VALUE"),
+])
+def test_a_bad_variants_file_is_one_line_and_exit_2(tmp_path, text, message):
+    variants = tmp_path / "variants.json"
+    variants.write_text(text)
+    proc = _run("--variants", str(variants), "--out", str(tmp_path / "out"), "--dry-run")
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
