@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import stargan  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.files import write_text_atomic  # noqa: E402
 from common.tables import fmt_number, fmt_percent, markdown_table  # noqa: E402
@@ -84,7 +85,7 @@ def load_variants(path: Path) -> dict[str, list[str]]:
 
 
 def _stargan(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stargan", *args]
+    return [sys.executable, "-m", stargan.__name__, *args]  # the CLI, `python -m stargan`
 
 
 def prepare(args) -> tuple[Path, Path]:
@@ -199,7 +200,9 @@ def sweep(args) -> int:
         raise UserError(f"--config {args.config}: no such file")
     args.out = args.out.resolve()
     import yaml
-    args.run_name = (yaml.safe_load(args.config.read_text()) or {}).get("name", "stargan")
+
+    from stargan.config import StarGANConfig
+    args.run_name = (yaml.safe_load(args.config.read_text()) or {}).get("name", StarGANConfig().name)
     runs = args.out / "runs"
     jobs = [(name, sets, seed, runs / f"{name}-s{seed}") for seed in seeds for name, sets in variants.items()]
     taken = [str(run_dir) for *_, run_dir in jobs if run_dir.exists()]
