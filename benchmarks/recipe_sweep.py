@@ -2,8 +2,8 @@
 
 Issue 11's targets are about seeds, not a lucky run: a recipe change (say `loss.lambda_cls_fake`) is only worth
 committing if more seeds meet `Striped` >= 90%, shape kept >= 95%, colour accuracy >= 99% and every colour at
-<= 0.5x the do-nothing counterfactual L1. On the 2-core CPU one run costs 10-12 minutes; on one GPU a dozen run
-side by side (the networks are small, so each process is host-bound and a GPU takes many). This script:
+<= 0.5x the do-nothing counterfactual L1. On the 2-core CPU one run costs 10-12 minutes; on one GPU many should run
+side by side (the networks are small, so each process is host-bound; not measured yet). This script:
 
 1. makes the data (``stargan make-dataset shapes``) and the attribute classifier (``stargan train-classifier``)
    unless given existing ones (``--data``, ``--classifier``; a classifier trained on this machine keeps the
@@ -27,10 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,6 +44,7 @@ from common.files import write_text_atomic  # noqa: E402
 from common.tables import fmt_number, fmt_percent, markdown_table  # noqa: E402
 
 COLOURS = ("Red", "Green", "Blue", "Yellow")
+YAML_SUFFIXES = (".yaml", ".yml")
 TARGETS = {  # issue 11's targets, as (what, test on a result row)
     "colour acc >= 99%": lambda r: min(r["acc"][c] for c in COLOURS) >= 0.99,
     "colours <= 0.5x": lambda r: max(r["ratio"][c] for c in COLOURS) <= 0.5,
@@ -67,13 +71,12 @@ def load_variants(path: Path) -> dict[str, list[str]]:
     except OSError as err:
         raise UserError(f"--variants {path}: cannot read it ({err.strerror})") from None
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+        if path.suffix in YAML_SUFFIXES:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
     except Exception as err:  # noqa: BLE001 - any parse error is the file's fault
-        kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"
+        kind = "YAML" if path.suffix in YAML_SUFFIXES else "JSON"
         raise UserError(f"--variants {path}: not valid {kind} ({err})") from None
     ok = isinstance(data, dict) and data and all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(s, str) and "=" in s for s in v)
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=ROOT / "configs/stargan/shapes64.yaml")
     ap.add_argument("--seeds", default="0-3", help="e.g. 0-5 or 0,3,7 (default 0-3)")
     ap.add_argument("--steps", type=int, default=2600, help="iterations per run (default 2600)")
-    ap.add_argument("--parallel", type=int, default=1, help="runs at once (default 1; a dozen on one GPU)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="runs at once (default 1; on a GPU many can share it: not measured)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--budget-s", type=float, default=None, help="stop starting runs, and kill those running, "
                     "after this many seconds (default: no limit)")
@@ -226,7 +230,7 @@ def sweep(args) -> int:
         train, evaluate = job_commands(args, data, classifier, name, sets, seed, run_dir)
         log = (run_dir / "log.txt").open("w")
         # One shell line per job so the evaluation follows its training without this loop waiting on it.
-        line = " ".join(map(_quote, train)) + " && " + " ".join(map(_quote, evaluate))
+        line = f"{shlex.join(train)} && {shlex.join(evaluate)}"
         proc = subprocess.Popen(line, shell=True, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         return proc, job, time.monotonic()
 
@@ -260,11 +264,6 @@ def sweep(args) -> int:
     write_text_atomic(args.out / "summary.md", summary(rows, killed, header))
     print(f"summary: {args.out / 'summary.md'}")
     return 0 if rows and not any(r["error"] for r in rows) else 1
-
-
-def _quote(arg: str) -> str:
-    import shlex
-    return shlex.quote(arg)
 
 
 if __name__ == "__main__":
