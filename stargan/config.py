@@ -102,7 +102,10 @@ class NetworkConfig:
     texture_features: number of modulated Fourier features (plane waves with learned frequencies, scaled by
     amplitude maps G computes) mixed into G's painted colour, never its mask, so it can paint periodic texture
     (stripes) finer than its bottleneck grid (common/layers/fourier_texture.py; docs/fidelity.md); 0 is the
-    official generator."""
+    official generator. texture_floor: in training the texture (only its own weights) learns as if the attention
+    mask were at least this open everywhere, so the waves learn from the whole picture, not only the pixels an edit
+    opens; the output is unchanged. Needs texture_features and attention_mask, not mask_guide_colour; 0 is off
+    (docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -115,6 +118,7 @@ class NetworkConfig:
     mask_guide_eps: float = 0.01
     mask_guide_colour: bool = False
     texture_features: int = 0
+    texture_floor: float = 0.0
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
@@ -123,6 +127,11 @@ class NetworkConfig:
             check_value(where, f"network.{key}", value, value >= minimum, f">= {minimum}")
         check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask,
                          self.mask_guide_colour)
+        floor = self.texture_floor
+        check_value(where, "network.texture_floor", floor, 0 <= floor <= 1, "in [0, 1]")
+        check_value(where, "network.texture_floor", floor, not floor or (
+            self.texture_features > 0 and self.attention_mask and not self.mask_guide_colour),
+            "0 unless texture_features > 0 and attention_mask is on without mask_guide_colour")
 
 
 @dataclass

@@ -17,7 +17,8 @@ def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, to
         "G": Generator(c_dim=labels.g_dim, conv_dim=network.g_conv_dim, repeat_num=network.g_repeat_num,
                        attention_mask=network.attention_mask, upsample=network.g_upsample, skip=network.g_skip,
                        mask_guide_radius=network.mask_guide_radius, mask_guide_eps=network.mask_guide_eps,
-                       mask_guide_colour=network.mask_guide_colour, texture_features=network.texture_features),
+                       mask_guide_colour=network.mask_guide_colour, texture_features=network.texture_features,
+                       texture_floor=network.texture_floor),
         "D": Discriminator(image_size=image_size, conv_dim=network.d_conv_dim, c_dim=labels.d_dim,
                            repeat_num=network.d_repeat_num),
     }

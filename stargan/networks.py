@@ -62,7 +62,8 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
-                 mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0) -> None:
+                 mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
+                 texture_floor: float = 0.0) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -91,10 +92,19 @@ class Generator(nn.Module):
                 bottleneck grid. They never reach the attention mask: the texture changes what is painted, not
                 where. That conv starts at zero, so a new G paints what it would without them. 0 is the official
                 network.
+            texture_floor: with ``texture_features`` and ``attention_mask``, in training the texture (the waves,
+                their amplitudes and the mixing conv, not the rest of G) learns as if the mask were at least this
+                open everywhere: where the mask is closed the picture does not show the colour, so the waves
+                would otherwise learn from the few pixels an edit opens. The output is unchanged (the term
+                added is ``x - x.detach()``, exactly 0); 0 turns it off.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
+        if not 0.0 <= texture_floor <= 1.0 or (texture_floor and not (texture_features and attention_mask)
+                                                   or texture_floor and mask_guide_colour):
+            raise ValueError(f"Generator: texture_floor must be in [0, 1] and needs texture_features and "
+                             f"attention_mask without mask_guide_colour; got {texture_floor}")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
                              f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
@@ -139,6 +149,7 @@ class Generator(nn.Module):
         if texture_features:
             self.texture_to_colour = nn.Conv2d(texture_features, 3, kernel_size=7, stride=1, padding=3, bias=False)
             nn.init.zeros_(self.texture_to_colour.weight)
+        self.texture_floor = texture_floor
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -159,9 +170,22 @@ class Generator(nn.Module):
             painted = self.main[-2](h)
             if self.texture is not None:
                 texture = self.texture_to_colour(self.texture(h))
+                floor_terms = (painted[:, :3], h)
                 painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
             h = self.main[-1](painted)
-        return h if self.attention is None else self.attention(h, x)
+        if self.attention is None:
+            return h
+        out = self.attention(h, x)
+        if self.texture_floor and self.training and torch.is_grad_enabled():
+            out = out + self._texture_floor_term(*floor_terms)
+        return out
+
+    def _texture_floor_term(self, colour_logits: Tensor, features: Tensor) -> Tensor:
+        """Exactly 0, with the gradient of ``max(floor - mask, 0) x colour`` reaching only the texture's own
+        parameters: the colour again, with G's body detached, as it would be painted with the texture."""
+        colour = torch.tanh(colour_logits.detach() + self.texture_to_colour(self.texture(features.detach())))
+        lift = (self.texture_floor - self.attention.last_mask).clamp(min=0).detach()
+        return lift * (colour - colour.detach())
 
 
 def valid_image_sizes(repeat_num: int, up_to: int = 512) -> list[int]:

@@ -116,3 +116,71 @@ def test_a_negative_feature_count_is_a_one_line_error(tmp_path, shapes):
     result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + ["network.texture_features=-1"], code=2)
     assert "network.texture_features" in result.output and result.output.count("\n") == 1, result.output
     assert not (tmp_path / "out").exists()
+
+
+def _textured(floor: float) -> Generator:
+    torch.manual_seed(0)
+    generator = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, texture_features=4,
+                          texture_floor=floor)
+    with torch.no_grad():  # a live texture, and a mask closed on the left half of every image
+        generator.texture.amplitude.bias.fill_(1.0)
+        generator.texture_to_colour.weight.normal_(0, 0.1)
+    return generator
+
+
+def _closed_left(generator: Generator) -> None:
+    def close(module, args, output):
+        raw = output.clone()
+        raw[:, -1:, :, :8] = -1.0  # mask (t + 1) / 2 = 0 there
+        return raw
+    generator.main[-1].register_forward_hook(close)
+
+
+def test_texture_floor_changes_no_output_and_teaches_only_the_texture_where_the_mask_is_closed():
+    image, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.eye(3)[:2]
+    grads, outputs = {}, {}
+    for floor in (0.0, 0.5):
+        generator = _textured(floor).train()
+        _closed_left(generator)
+        out = generator(image, labels)
+        assert torch.equal(generator.attention.last_mask[..., :8], torch.zeros(2, 1, 16, 8))
+        # Only the closed half is scored: without the floor nothing there reaches any weight.
+        out[..., :8].square().sum().backward()
+        outputs[floor] = out.detach()
+        grads[floor] = {n: p.grad for n, p in generator.named_parameters()}
+    assert torch.equal(outputs[0.0], outputs[0.5])  # the floor adds exactly 0 to the picture
+    texture = {n for n in grads[0.5] if n.startswith(("texture.", "texture_to_colour."))}
+    for name, grad in grads[0.0].items():
+        assert grad is None or not grad.abs().sum(), name
+    for name, grad in grads[0.5].items():
+        if name in texture - {"texture.amplitude.bias"}:
+            assert grad is not None and grad.abs().sum() > 0, name
+        elif name not in texture:  # the body learns nothing from the floor
+            assert grad is None or not grad.abs().sum(), name
+    # Nor in evaluation, or without a graph: no extra work, the same picture.
+    generator = _textured(0.5).eval()
+    _closed_left(generator)
+    with torch.no_grad():
+        torch.testing.assert_close(generator(image, labels), outputs[0.5], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["network.texture_floor=1.5"], "in [0, 1]"),
+    (["network.texture_floor=0.2"], "texture_features > 0"),
+    (["network.texture_floor=0.2", "network.texture_features=4"], "attention_mask"),
+])
+def test_a_texture_floor_out_of_range_or_without_waves_and_mask_is_a_one_line_error(tmp_path, shapes, overrides,
+                                                                                    expected):
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + overrides, code=2)
+    assert "network.texture_floor" in result.output and expected in result.output, result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_textured_generator_with_a_floor_trains_from_the_cli_and_its_checkpoint_rebuilds_it(tmp_path, shapes):
+    base = shapes_overrides(shapes) + ["network.texture_features=4", "network.attention_mask=true",
+                                       "network.texture_floor=0.3"]
+    train_cli(STARGAN, tmp_path / "full", base)
+    ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
+    assert ckpt["config"]["network"]["texture_floor"] == 0.3
+    g = FAMILIES["stargan"].load(ckpt, "full").nets["G"]
+    assert g.texture_floor == 0.3 and not g.training
