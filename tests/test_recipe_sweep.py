@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from common.config import load_config
+from stargan.families import config_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "recipe_sweep.py"
@@ -60,3 +64,17 @@ def test_a_bad_variants_file_is_one_line_and_exit_2(tmp_path, text, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("sweep", sorted((ROOT / "benchmarks" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_sweep_variant_is_a_valid_override_of_the_shapes64_config(sweep):
+    variants = yaml.safe_load(sweep.read_text())
+    assert variants
+    for name, overrides in variants.items():
+        cfg = load_config(ROOT / "configs" / "stargan" / "shapes64.yaml", overrides, config_classes())
+        for override in overrides:  # each override reached the config (a typo'd key would already have failed)
+            key, value = override.split("=", 1)
+            node = cfg
+            for part in key.split("."):
+                node = getattr(node, part)
+            assert str(node).lower() == str(yaml.safe_load(value)).lower(), (name, override)
