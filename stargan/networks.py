@@ -101,8 +101,8 @@ class Generator(nn.Module):
         super().__init__()
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
-        if not 0.0 <= texture_floor <= 1.0 or (texture_floor and not (texture_features and attention_mask)
-                                                   or texture_floor and mask_guide_colour):
+        floor_ok = bool(texture_features and attention_mask and not mask_guide_colour)
+        if not 0.0 <= texture_floor <= 1.0 or (texture_floor and not floor_ok):
             raise ValueError(f"Generator: texture_floor must be in [0, 1] and needs texture_features and "
                              f"attention_mask without mask_guide_colour; got {texture_floor}")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:

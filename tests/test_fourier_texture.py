@@ -122,13 +122,14 @@ def _textured(floor: float) -> Generator:
     torch.manual_seed(0)
     generator = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, texture_features=4,
                           texture_floor=floor)
-    with torch.no_grad():  # a live texture, and a mask closed on the left half of every image
+    with torch.no_grad():  # a live texture
         generator.texture.amplitude.bias.fill_(1.0)
         generator.texture_to_colour.weight.normal_(0, 0.1)
     return generator
 
 
 def _closed_left(generator: Generator) -> None:
+    """Close the mask on the left half of every image, whatever G paints."""
     def close(module, args, output):
         raw = output.clone()
         raw[:, -1:, :, :8] = -1.0  # mask (t + 1) / 2 = 0 there
