@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ import stargan  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.files import write_text_atomic  # noqa: E402
 from common.tables import fmt_number, fmt_percent, markdown_table  # noqa: E402
+from stargan.config import StarGANConfig  # noqa: E402
 
 COLOURS = ("Red", "Green", "Blue", "Yellow")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -85,6 +87,22 @@ def load_variants(path: Path) -> dict[str, list[str]]:
         raise UserError(f"--variants {path}: expected a mapping from variant name to a list of KEY=VALUE "
                         f"overrides, e.g. {{\"committed\": [], \"cls_fake\": [\"loss.lambda_cls_fake=0.5\"]}}")
     return data
+
+
+def start_job(line: str, env: dict, log: Path) -> subprocess.Popen:
+    """Run a shell line in a process group of its own, its output to ``log``."""
+    with log.open("w") as out:
+        return subprocess.Popen(line, shell=True, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop_job(proc: subprocess.Popen) -> None:
+    """Kill the shell and what it started (killing the shell alone leaves its training running)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _stargan(*args: str) -> list[str]:
@@ -203,9 +221,6 @@ def sweep(args) -> int:
     if not args.config.exists():
         raise UserError(f"--config {args.config}: no such file")
     args.out = args.out.resolve()
-    import yaml
-
-    from stargan.config import StarGANConfig
     args.run_name = (yaml.safe_load(args.config.read_text()) or {}).get("name", StarGANConfig().name)
     runs = args.out / "runs"
     jobs = [(name, sets, seed, runs / f"{name}-s{seed}") for seed in seeds for name, sets in variants.items()]
@@ -228,11 +243,9 @@ def sweep(args) -> int:
         name, sets, seed, run_dir = job
         run_dir.mkdir(parents=True)
         train, evaluate = job_commands(args, data, classifier, name, sets, seed, run_dir)
-        log = (run_dir / "log.txt").open("w")
         # One shell line per job so the evaluation follows its training without this loop waiting on it.
         line = f"{shlex.join(train)} && {shlex.join(evaluate)}"
-        proc = subprocess.Popen(line, shell=True, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        return proc, job, time.monotonic()
+        return start_job(line, env, run_dir / "log.txt"), job, time.monotonic()
 
     def over_budget() -> bool:
         return args.budget_s is not None and time.monotonic() - started > args.budget_s
@@ -256,7 +269,7 @@ def sweep(args) -> int:
             print(f"{name} seed {seed}: " + ("failed" if error else ", ".join(
                 f"{what} {'yes' if ok else 'no'}" for what, ok in row["meets"].items())), flush=True)
     for proc, (name, _, seed, _), _ in running:
-        proc.kill()
+        stop_job(proc)
         killed.append(f"{name} seed {seed}")
     killed += [f"{name} seed {seed} (not started)" for name, _, seed, _ in queue]
     header = (f"# Recipe sweep: {args.config.name}, {args.steps} iterations, device {args.device}, "

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from stargan.families import config_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "recipe_sweep.py"
+sys.path.insert(0, str(SCRIPT.parent))
+import recipe_sweep  # noqa: E402
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -78,3 +82,29 @@ def test_every_committed_sweep_variant_is_a_valid_override_of_the_shapes64_confi
             for part in key.split("."):
                 node = getattr(node, part)
             assert str(node).lower() == str(yaml.safe_load(value)).lower(), (name, override)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a killed orphan nobody has reaped yet is gone all the same
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_job_the_budget_stops_takes_its_children_with_it(tmp_path):
+    pid_file = tmp_path / "pid"
+    child = f"{shlex.quote(sys.executable)} -c " + shlex.quote(
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)")
+    proc = recipe_sweep.start_job(f"{child} && echo done", dict(os.environ), tmp_path / "log.txt")
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    recipe_sweep.stop_job(proc)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid) and proc.returncode is not None
