@@ -25,7 +25,9 @@ class LossConfig:
     lambda_mask, lambda_mask_tv (not official; 0 = off): GANimation's penalties on the attention masks
     (``network.attention_mask``) of the four translations of a step: their mean and total variation;
     lambda_mask_binary (ours, 0 = off): the mean of ``4 m (1 - m)`` on the same masks, pushing each pixel to 0
-    or 1."""
+    or 1; lambda_mask_idle (ours, 0 = off): the mean of the same masks weighted by ``exp(-(d / mask_idle_tol)^2)``,
+    d the mean absolute difference of G's painted colour and its input there (the mask closed where opening it
+    changes nothing)."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0
@@ -36,10 +38,13 @@ class LossConfig:
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
     lambda_mask_binary: float = 0.0
+    lambda_mask_idle: float = 0.0
+    mask_idle_tol: float = 0.2
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
-                                                 "pool_size", "lambda_mask", "lambda_mask_tv", "lambda_mask_binary"))
+                                                 "pool_size", "lambda_mask", "lambda_mask_tv", "lambda_mask_binary",
+                                                 "lambda_mask_idle"))
 
 
 @dataclass

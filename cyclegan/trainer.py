@@ -67,11 +67,13 @@ class CycleGANTrainer(EpochTrainer):
         logs: dict[str, torch.Tensor] = {}
 
         masks = []  # each translation's attention mask, taken before the next call of its G replaces it
+        changes = []  # and how far its painted colour was from its input
 
         def translated(G, name: str, x: torch.Tensor) -> torch.Tensor:
             y = G(x)
             if cfg.network.attention_mask:
                 masks.append(self.nets[name].attention.last_mask)
+                changes.append(self.nets[name].attention.last_change)
             return y
 
         with prec.autocast():
@@ -95,7 +97,9 @@ class CycleGANTrainer(EpochTrainer):
             terms.append(cycle_loss(rec_a, real_a, lam.lambda_A, name="G/cycle_A"))
             terms.append(cycle_loss(rec_b, real_b, lam.lambda_B, name="G/cycle_B"))
             if masks and any(getattr(lam, k) for k in MASK_PENALTIES):
-                terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
+                terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary,
+                                       changes=changes, weight_idle=lam.lambda_mask_idle,
+                                       idle_tol=lam.mask_idle_tol))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:
             logs.update(values)

@@ -146,8 +146,11 @@ class LossConfig:
     penalties on the attention mask (``network.attention_mask``): its mean (edits stay local) and its total
     variation (the mask stays smooth), on the masks of the translation and of the reconstruction;
     lambda_mask_binary, the mean of ``4 m (1 - m)`` on the same masks (each mask pixel pushed to 0 or 1 rather
-    than a blend; ours, docs/fidelity.md); lambda_cls_fake, D's classification loss on the translations with
-    the labels they were translated from (ours, docs/fidelity.md)."""
+    than a blend; ours, docs/fidelity.md); lambda_mask_idle, the mean of the same masks weighted by
+    ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there (the
+    mask closed where opening it changes nothing: a region G repaints as it was; ours, docs/fidelity.md);
+    lambda_cls_fake, D's classification loss on the translations with the labels they were translated from
+    (ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
@@ -158,11 +161,14 @@ class LossConfig:
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
     lambda_mask_binary: float = 0.0
+    lambda_mask_idle: float = 0.0
+    mask_idle_tol: float = 0.2
     lambda_cls_fake: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
-                                                 "lambda_mask_tv", "lambda_mask_binary", "lambda_cls_fake"))
+                                                 "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
+                                                 "lambda_cls_fake"))
 
 
 @dataclass

@@ -133,7 +133,9 @@ class StarGANTrainer(TrainerBase):
 
         with prec.autocast(), torch.set_grad_enabled(g_step):
             x_fake = G(x_real, c_trg)
-        masks = [self.nets["G"].attention.last_mask] if cfg.network.attention_mask else []
+        attention = self.nets["G"].attention
+        # The translation's mask and change map, kept before the reconstruction's G call replaces them.
+        masks = [(attention.last_mask, attention.last_change)] if attention is not None else []
 
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -189,14 +191,17 @@ class StarGANTrainer(TrainerBase):
         return logs
 
     def _preserving_terms(self, G, x_real: torch.Tensor, c_org: torch.Tensor,
-                          masks: list[torch.Tensor]) -> list[tuple[torch.Tensor, dict]]:
+                          masks: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, dict]]:
         """The G terms that are not in the official code, each off at weight 0: identity (translating to the
-        input's own labels changes nothing) and the attention-mask penalties (on the translation's mask, given
-        in ``masks``, and the reconstruction's, the last G call's)."""
+        input's own labels changes nothing) and the attention-mask penalties (on the translation's mask and
+        change map, given in ``masks``, and the reconstruction's, the last G call's)."""
         lam, terms = self.cfg.loss, []
         if self.cfg.network.attention_mask and any(getattr(lam, k) for k in MASK_PENALTIES):
-            masks = masks + [self.nets["G"].attention.last_mask]
-            terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary))
+            attention = self.nets["G"].attention
+            masks = masks + [(attention.last_mask, attention.last_change)]
+            terms.append(mask_loss([m for m, _ in masks], lam.lambda_mask, lam.lambda_mask_tv,
+                                   lam.lambda_mask_binary, changes=[c for _, c in masks],
+                                   weight_idle=lam.lambda_mask_idle, idle_tol=lam.mask_idle_tol))
         if lam.lambda_id > 0:
             terms.append(l1_loss(G(x_real, c_org), x_real, lam.lambda_id, name="G/id"))
         return terms

@@ -29,7 +29,8 @@ class AttentionMask(nn.Module):
     """The output head of a generator built with one more output channel than the image has: splits its
     ``tanh`` output into colour and mask and composes them with the input. Parameter-free, so a generator that
     holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
-    (:func:`mask_penalties`)."""
+    (:func:`mask_penalties`), and :attr:`last_change` how far its painted colour was from the input there
+    (detached, for :func:`mask_idle_penalty`)."""
 
     def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False) -> None:
         """``guide_radius`` > 0 passes the mask through a guided filter (:mod:`common.layers.guided_filter`)
@@ -49,6 +50,7 @@ class AttentionMask(nn.Module):
         self.guide_eps = guide_eps
         self.guide_colour = guide_colour
         self.last_mask: Tensor | None = None
+        self.last_change: Tensor | None = None
 
     def forward(self, raw: Tensor, image: Tensor) -> Tensor:
         colour, mask = raw[:, :-1], (raw[:, -1:] + 1) / 2
@@ -63,6 +65,7 @@ class AttentionMask(nn.Module):
             mask = guided_filter(image, mask, self.guide_radius, self.guide_eps).clamp(0, 1).to(raw.dtype)
         if not _exporting():  # an export traces a pure function: no state to keep for the penalties
             self.last_mask = mask
+            self.last_change = (colour.detach().float() - image.detach().float()).abs().mean(1, keepdim=True)
         return compose(colour, mask, image)
 
 
@@ -88,10 +91,24 @@ def mask_binary_penalty(mask: Tensor, weight: float) -> Tensor:
     return weight * (4 * mask * (1 - mask)).mean()
 
 
+def mask_idle_penalty(mask: Tensor, change: Tensor, weight: float, tol: float) -> Tensor:
+    """``weight * mean(-log(1 - 0.99 m) * exp(-(change / tol)^2))``: a cross-entropy pulling the mask to 0 where
+    opening it changes nothing, i.e. where the painted colour is within about ``tol`` of the input (``change``:
+    their mean absolute difference over the channels, (N, 1, H, W), detached so the colour is not pushed away from
+    the input to escape it). Not in GANimation: its sparsity weighs every pixel alike, so a region the generator
+    repaints as it was (the object in a background change) stays under the mask and comes out redrawn rather than
+    kept. The log, not the mask itself: a mask near 1 comes from a saturated tanh whose gradient is about
+    ``2 m (1 - m)``, so a penalty linear in the mask barely moves it there (measured: the object stayed at 0.97-0.98,
+    docs/fidelity.md); ``1 / (1 - 0.99 m)`` undoes that, and the 0.99 keeps the value finite at m = 1."""
+    return weight * (-torch.log1p(-0.99 * mask) * torch.exp(-(change.detach() / tol).square())).mean()
+
+
 def mask_loss(masks: list[Tensor], weight_sparsity: float, weight_smooth: float,
-              weight_binary: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+              weight_binary: float = 0.0, changes: list[Tensor] | None = None, weight_idle: float = 0.0,
+              idle_tol: float = 0.2) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted mask penalties summed over ``masks`` (each (N, 1, H, W)), and their detached values for
-    the log (``G/mask``, ``G/mask_tv``, ``G/mask_bin`` when its weight is set)."""
+    the log (``G/mask``, ``G/mask_tv``, ``G/mask_bin`` and ``G/mask_idle`` when their weights are set).
+    ``changes`` (one per mask: :attr:`AttentionMask.last_change`) are needed by ``weight_idle`` only."""
     pairs = [mask_penalties(m.float(), weight_sparsity, weight_smooth) for m in masks]
     sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     logs = {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}
@@ -100,4 +117,10 @@ def mask_loss(masks: list[Tensor], weight_sparsity: float, weight_smooth: float,
         binary = sum(mask_binary_penalty(m.float(), weight_binary) for m in masks)
         logs["G/mask_bin"] = binary.detach()
         total = total + binary
+    if weight_idle:
+        if changes is None or len(changes) != len(masks):
+            raise ValueError("mask_loss: weight_idle needs one change map per mask")
+        idle = sum(mask_idle_penalty(m.float(), c, weight_idle, idle_tol) for m, c in zip(masks, changes))
+        logs["G/mask_idle"] = idle.detach()
+        total = total + idle
     return total, logs
