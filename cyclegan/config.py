@@ -25,9 +25,9 @@ class LossConfig:
     lambda_mask, lambda_mask_tv (not official; 0 = off): GANimation's penalties on the attention masks
     (``network.attention_mask``) of the four translations of a step: their mean and total variation;
     lambda_mask_binary (ours, 0 = off): the mean of ``4 m (1 - m)`` on the same masks, pushing each pixel to 0
-    or 1; lambda_mask_idle (ours, 0 = off): the mean of the same masks weighted by ``exp(-(d / mask_idle_tol)^2)``,
-    d the mean absolute difference of G's painted colour and its input there (the mask closed where opening it
-    changes nothing)."""
+    or 1; lambda_mask_idle (ours, 0 = off): the mean of ``-log(1 - 0.99 m)`` on the same masks weighted by
+    ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there
+    (the mask closed where opening it changes nothing)."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0

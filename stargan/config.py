@@ -146,8 +146,8 @@ class LossConfig:
     penalties on the attention mask (``network.attention_mask``): its mean (edits stay local) and its total
     variation (the mask stays smooth), on the masks of the translation and of the reconstruction;
     lambda_mask_binary, the mean of ``4 m (1 - m)`` on the same masks (each mask pixel pushed to 0 or 1 rather
-    than a blend; ours, docs/fidelity.md); lambda_mask_idle, the mean of the same masks weighted by
-    ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there (the
+    than a blend; ours, docs/fidelity.md); lambda_mask_idle, the mean of ``-log(1 - 0.99 m)`` on the same masks weighted
+    by ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there (the
     mask closed where opening it changes nothing: a region G repaints as it was; ours, docs/fidelity.md);
     lambda_cls_fake, D's classification loss on the translations with the labels they were translated from
     (ours, docs/fidelity.md)."""
