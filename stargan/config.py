@@ -139,7 +139,9 @@ class LossConfig:
     """gan_mode: ``wgangp`` (official) or ``lsgan``. target: ``shuffle`` = the batch's own labels in random
     order (official); ``random`` = uniformly drawn valid labels (exclusive groups respected); ``single`` = each
     image's own labels with one attribute group changed (the edits evaluation asks for; ours,
-    docs/fidelity.md).
+    docs/fidelity.md). target_single_share: the share of each batch's rows whose target is drawn as with
+    ``single`` instead (each row on its own; 0 = off, the official rule alone; ours, docs/fidelity.md): an
+    edit of one group alone, rare under ``shuffle``, becomes common while the rest stay whole label vectors.
 
     Not in the official code (0 = off): lambda_id, an identity term ``L1(G(x, c_org), x)`` (translating to the
     labels an image already has should change nothing); lambda_mask and lambda_mask_tv, GANimation's
@@ -157,6 +159,7 @@ class LossConfig:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     target: Literal["shuffle", "random", "single"] = "shuffle"
+    target_single_share: float = 0.0
     lambda_id: float = 0.0
     lambda_mask: float = 0.0
     lambda_mask_tv: float = 0.0
@@ -169,6 +172,10 @@ class LossConfig:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
                                                  "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
                                                  "lambda_cls_fake"))
+        share = self.target_single_share
+        check_value(where, "loss.target_single_share", share, 0 <= share <= 1, "in [0, 1]")
+        check_value(where, "loss.target_single_share", share, not share or self.target != "single",
+                    "0 when loss.target is single (every row is a one-group edit already)")
 
 
 @dataclass

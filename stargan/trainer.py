@@ -24,7 +24,7 @@ from common.data.loader import loader_options, training_loader
 from common.distributed import allreduce_gradients
 from common.errors import UserError
 from common.labels.space import LabelSpace
-from common.labels.targets import random_targets, shuffle_targets, single_group_targets
+from common.labels.targets import mix_targets, random_targets, shuffle_targets, single_group_targets
 from common.layers.masked_output import mask_loss
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
 from common.train_config import MASK_PENALTIES
@@ -115,7 +115,11 @@ class StarGANTrainer(TrainerBase):
             "random": lambda: random_targets(schema, label_org.shape[0], gen).to(label_org.device),
             "single": lambda: single_group_targets(schema, label_org, gen),
         }
-        return draw[self.cfg.loss.target]()
+        label_trg = draw[self.cfg.loss.target]()
+        share = self.cfg.loss.target_single_share
+        if share:
+            label_trg = mix_targets(label_trg, single_group_targets(schema, label_org, gen), share, gen)
+        return label_trg
 
     def train_step(self, x_real: torch.Tensor, label_org: torch.Tensor, dataset: int, g_step: bool) -> dict:
         """One iteration on a batch; ``label_org`` may be on the CPU (best: the targets are then drawn there and

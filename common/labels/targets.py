@@ -1,5 +1,5 @@
 """Targets the library invents or derives from data labels: the official test grid, random valid targets,
-single-group edits, the official shuffled-batch rule, and continuous strength."""
+single-group edits, the official shuffled-batch rule, a per-row mix of two rules, and continuous strength."""
 from __future__ import annotations
 
 import torch
@@ -96,6 +96,18 @@ def shuffle_targets(labels: Tensor, generator: torch.Generator | None = None) ->
     """
     perm = torch.randperm(labels.shape[0], generator=generator)
     return labels[perm.to(labels.device)]
+
+
+def mix_targets(base: Tensor, other: Tensor, share: float, generator: torch.Generator | None = None) -> Tensor:
+    """``base`` with each row replaced by ``other``'s with probability ``share`` (both ``(B, dim)``, same device).
+
+    One uniform draw per row on the CPU (from ``generator`` or the global RNG), whatever ``share``, so the
+    stream does not depend on the value or the device.
+    """
+    if base.shape != other.shape:
+        raise ValueError(f"mix_targets: shapes differ: {tuple(base.shape)} vs {tuple(other.shape)}")
+    pick = torch.rand(base.shape[0], generator=generator) < share
+    return torch.where(pick.to(base.device)[:, None], other, base)
 
 
 def apply_strength(orig: Tensor, target: Tensor, strength: float | Tensor) -> Tensor:
