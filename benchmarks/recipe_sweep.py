@@ -148,6 +148,9 @@ def result_row(name: str, sets: list[str], seed: int, run_dir: Path, seconds: fl
         row["acc"] = {k: v["accuracy"] for k, v in metrics["target_accuracy"]["per_attribute"].items()}
         row["ratio"] = {k: v["l1_ratio"] for k, v in per.items()}
         row["kept_l1"] = {k: v["l1_kept"] for k, v in per.items()}
+        # An attention G's mask where the truth equals the input (None without a mask): G repainting what stays.
+        row["mask_kept"] = {k: v["mask_kept"] for k, v in per.items()} if "mask_kept" in metrics["counterfactual"][
+            "overall"] else None
         nuisance = metrics.get("nuisance") or {}
         row["shape"] = (nuisance.get("overall") or {}).get("Shape", {}).get("accuracy")
         row["meets"] = {what: bool(test(row)) for what, test in TARGETS.items()}
@@ -160,19 +163,28 @@ def result_row(name: str, sets: list[str], seed: int, run_dir: Path, seconds: fl
     return row
 
 
+def _max_mask_kept(row: dict) -> str:
+    """The largest per-target mask where the truth keeps the input, with its target (``-`` without a mask)."""
+    known = {k: v for k, v in (row.get("mask_kept") or {}).items() if v is not None}
+    if not known:
+        return "-"
+    worst = max(known, key=known.get)
+    return f"{fmt_number(known[worst])} ({worst})"
+
+
 def summary(rows: list[dict], killed: list[str], header: str) -> str:
     table = [["variant", "seed", "steps", "colour acc (min)", "colour ratio (max)", "Striped", "Dark_Background",
-              "shape kept", "G/mask", "targets met"]]
+              "shape kept", "G/mask", "mask where kept (max)", "targets met"]]
     for r in rows:
         if r["error"]:
             table.append([r["variant"], str(r["seed"]), fmt_number(r.get("steps")), f"failed: {r['error']}",
-                          *["-"] * 6])
+                          *["-"] * 7])
             continue
         table.append([r["variant"], str(r["seed"]), fmt_number(r.get("steps")),
                       fmt_percent(min(r["acc"][c] for c in COLOURS)),
                       f"x{max(r['ratio'][c] for c in COLOURS):.2f}", fmt_percent(r["acc"].get("Striped")),
                       fmt_percent(r["acc"].get("Dark_Background")), fmt_percent(r["shape"]),
-                      fmt_number(r.get("g_mask")), f"{sum(r['meets'].values())}/{len(TARGETS)}"])
+                      fmt_number(r.get("g_mask")), _max_mask_kept(r), f"{sum(r['meets'].values())}/{len(TARGETS)}"])
     per_variant = [["variant", "seeds scored", *TARGETS, "all four"]]
     for name in dict.fromkeys(r["variant"] for r in rows):
         done = [r for r in rows if r["variant"] == name and not r["error"]]

@@ -1,6 +1,7 @@
 """`stargan evaluate` / `train-classifier` / `make-dataset`, and the metric core with stub generators."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from common.labels.schema import LabelSchema
 from common.labels.space import LabelSpace
 from common.labels.targets import single_changes
 from common.metrics import AttributeClassifier, save_classifier
+from common.metrics.image_error import changed_region
 from stargan.cli.eval_commands import evaluate as evaluate_cmd
 from stargan.cli.eval_commands import make_dataset as make_dataset_cmd
 from stargan.cli.eval_commands import train_classifier as train_classifier_cmd
@@ -41,14 +43,15 @@ def invoke(cmd, args, code=0):
     return result
 
 
-def _tiny_checkpoint(path, **entry):
-    """An untrained tiny StarGAN on the shapes attributes; ``entry`` sets keys of its dataset entry."""
+def _tiny_checkpoint(path, network=None, **entry):
+    """An untrained tiny StarGAN on the shapes attributes; ``entry`` sets keys of its dataset entry, ``network``
+    of its network config."""
     cfg = from_dict(StarGANConfig, {
         "name": "tiny",
         "data": {"image_size": 32, "datasets": [{
             "name": "shapes", "format": "celeba", "selected_attrs": SHAPES_ATTRS,
             "exclusive": SHAPES_EXCLUSIVE, "crop_size": None, **entry}]},
-        "network": {"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 1, "d_repeat_num": 3},
+        "network": {"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 1, "d_repeat_num": 3, **(network or {})},
     })
     labels = LabelSpace(["shapes"], [SCHEMA])
     torch.manual_seed(0)
@@ -274,6 +277,49 @@ def test_evaluate_with_a_perfect_translator_matches_every_counterfactual(shapes,
     assert cf["l1_ratio"] == 0.0 and cf["l1_changed"] == 0.0 and cf["l1_kept"] == 0.0
     for attr, row in m["counterfactual"]["per_attribute"].items():
         assert row["l1"] == 0.0 or row["n"] == 0, attr
+
+
+class _MaskedOracle(_CounterfactualOracle):
+    """The perfect translator with an attention mask that is open exactly where its output differs from the
+    input (so on the cycle pass, which returns the input, it is closed everywhere)."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.attention = SimpleNamespace(last_mask=None)
+
+    def forward(self, x, c):
+        out = super().forward(x, c)
+        self.attention.last_mask = changed_region(x, out).float()
+        return out
+
+
+def test_evaluate_reports_the_attention_mask_where_the_truth_changes_and_where_it_must_stay(
+        shapes, checkpoint, tmp_path, monkeypatch, no_fid_weights):
+    _replace_g(monkeypatch, _MaskedOracle(load_counterfactuals(shapes)["items"]))
+    m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    rows = [row for row in m["counterfactual"]["per_attribute"].values() if row["n"]]
+    assert rows
+    for row in rows:  # the translation's mask, not the cycle pass's (closed everywhere)
+        assert row["mask_changed"] == 1.0 and row["mask_kept"] == 0.0, row
+    assert "mask changed / kept" in format_table(m)
+
+
+def test_evaluate_cli_reports_an_attention_generators_mask(shapes, tmp_path, no_fid_weights):
+    ckpt = _tiny_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", network={"attention_mask": True},
+                            image_dir="shapes/images", attr_path="shapes/list_attr_celeba.txt",
+                            partition_path="shapes/list_eval_partition.txt")
+    r = invoke(evaluate_cmd, ["--checkpoint", ckpt, "--data", shapes, "--max-images", 3, "--device", "cpu"])
+    assert "mask changed / kept" in r.output
+    cf = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["counterfactual"]
+    for row in [cf["overall"], *cf["per_attribute"].values()]:
+        if row["n"]:
+            assert 0 < row["mask_changed"] < 1 and 0 < row["mask_kept"] < 1, row  # an untrained G's mask
+
+
+def test_evaluate_reports_no_mask_for_a_generator_without_one(shapes, checkpoint, tmp_path, no_fid_weights):
+    m = evaluate(checkpoint, shapes, out_dir=tmp_path / "e", device="cpu", batch_size=4, progress=False)
+    assert "mask_kept" not in m["counterfactual"]["overall"]
+    assert "mask changed" not in format_table(m)
 
 
 class _Identity(torch.nn.Module):

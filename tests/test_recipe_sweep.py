@@ -49,6 +49,9 @@ def test_each_variant_and_seed_is_trained_with_its_overrides_and_scored(tmp_path
         assert "seed: 3" in config
         assert ("attention_mask: true" in config) == (row["variant"] == "masked")
         assert (row["g_mask"] is None) == (row["variant"] == "plain")  # only the masked G logs its mask
+        assert (row["mask_kept"] is None) == (row["variant"] == "plain")  # and only its evaluation measures it
+        if row["mask_kept"] is not None:
+            assert all(0 <= v <= 1 for v in row["mask_kept"].values() if v is not None), row["mask_kept"]
     summary = (out / "summary.md").read_text()
     assert "| variant | seeds scored | colour acc >= 99% | colours <= 0.5x | Striped >= 90% | shape >= 95% |" in summary
     assert summary.count("| plain | 1 |") == 1 and summary.count("| masked | 1 |") == 1

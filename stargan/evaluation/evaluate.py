@@ -242,7 +242,8 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
         result = evaluate_generator(
             generate, split_batches(split, batch_size), schema, classify=classify, counterfactuals=index,
             load_counterfactual=lambda p: load_test_image(p, image_size, crop_size), features=extractor, device=dev,
-            progress=bar.update, nuisance=nuisance)
+            progress=bar.update, nuisance=nuisance,
+            last_mask=(lambda: G.attention.last_mask) if getattr(G, "attention", None) is not None else None)
     finally:
         bar.close()
 

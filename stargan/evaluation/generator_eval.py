@@ -18,11 +18,13 @@ from common.labels.targets import single_changes
 from common.metrics.image_error import l1_error
 from stargan.evaluation.measures import (
     COUNTERFACTUAL_METRICS,
+    MASK_METRICS,
     ClassifierTally,
     ErrorMeans,
     NuisanceTally,
     counterfactual_errors,
     fid_result,
+    mask_in_regions,
     real_change,
     truth_columns,
 )
@@ -103,6 +105,7 @@ def evaluate_generator(
     sample_rows: int = SAMPLE_ROWS,
     progress: Callable[[int], None] | None = None,
     nuisance: Nuisance | None = None,
+    last_mask: Callable[[], Tensor] | None = None,
 ) -> EvalResult:
     """Translate every image of ``batches`` to every single-attribute target and score the translations.
 
@@ -114,6 +117,9 @@ def evaluate_generator(
     -> (N, d)`` enables FID/KID. ``progress(n)`` is called with the number of images after each batch.
     ``nuisance`` enables the preservation of factors outside the schema: per target, how often the reading of
     the translation equals the true value, counting only real changes (as ``target_accuracy``).
+    ``last_mask()`` (a generator with an attention mask) returns the mask ``(N, 1, H, W)`` of the last
+    ``generate`` call; with counterfactuals it adds the mask's mean where the truth changes and where it
+    must stay (``mask_changed``, ``mask_kept``).
     """
     device = torch.device(device)
     names = list(schema.names)
@@ -121,7 +127,7 @@ def evaluate_generator(
     judged = ClassifierTally(schema) if classify is not None else None
     kept = NuisanceTally(nuisance.schema, names) if nuisance is not None else None
     cycle = ErrorMeans(names, ["l1"])
-    cf = ErrorMeans(names, COUNTERFACTUAL_METRICS)
+    cf = ErrorMeans(names, COUNTERFACTUAL_METRICS + (MASK_METRICS if last_mask is not None else ()))
     real_feats: list[Tensor] = []
     fake_feats: dict[str, list[Tensor]] = {n: [] for n in names}
     samples = _Samples(sample_rows, len(names))
@@ -144,6 +150,7 @@ def evaluate_generator(
 
         for k, (name, target) in enumerate(single_changes(schema, c_org)):
             y = generate(x, target).float()
+            mask = last_mask() if last_mask is not None and counterfactuals else None  # before the cycle's call
             if take:
                 samples.outputs[k].append(y[:take].cpu())
             rec = generate(y, c_org).float()
@@ -161,8 +168,11 @@ def evaluate_generator(
                     truth = [counterfactuals[stems[i]][name] for i in rows]
                     truth = torch.stack([t if isinstance(t, Tensor) else load_counterfactual(t) for t in truth])
                     picked = torch.tensor(rows, device=device)
-                    cf.add(name, **counterfactual_errors(x.index_select(0, picked), y.index_select(0, picked),
-                                                         truth.to(device, torch.float32)))
+                    x_picked, truth = x.index_select(0, picked), truth.to(device, torch.float32)
+                    errors = counterfactual_errors(x_picked, y.index_select(0, picked), truth)
+                    if mask is not None:
+                        errors |= mask_in_regions(x_picked, truth, mask.float().index_select(0, picked))
+                    cf.add(name, **errors)
         n_images += x.shape[0]
         if progress is not None:
             progress(x.shape[0])

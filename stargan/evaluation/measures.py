@@ -22,6 +22,8 @@ from common.metrics.image_error import RunningMean, changed_region, l1_error, ps
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept")
+# With an attention-mask generator: the mean mask where the truth changes and where it equals the input.
+MASK_METRICS = ("mask_changed", "mask_kept")
 
 
 def _finite(value: float) -> float | None:
@@ -159,6 +161,17 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor) -> dict[str, Tens
     return {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
             "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
             "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
+
+
+def mask_in_regions(x: Tensor, truth: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """The attention mask's mean (``mask`` (N, 1, H, W) in [0, 1]) in the region the edit should change and in
+    the one it should keep (as :func:`counterfactual_errors` splits them). Where it should keep, an open mask
+    means G repaints what must stay (the object under a background flip), whatever the repaint's error."""
+    changed = changed_region(x, truth)
+    zero = torch.zeros_like(mask)
+    in_changed, has_changed = region_l1(mask, zero, changed)
+    in_kept, has_kept = region_l1(mask, zero, ~changed)
+    return {"mask_changed": in_changed[has_changed].cpu(), "mask_kept": in_kept[has_kept].cpu()}
 
 
 def fid_block(real: Tensor, fake: Tensor, with_kid: bool) -> dict[str, Any]:

@@ -34,14 +34,16 @@ def _nuisance_lines(nuisance: Block) -> list[str]:
             "images, the ceiling)", "  " + ", ".join(parts)]
 
 
-def _counterfactual_cells(cf: Block | None) -> list[str]:
+def _counterfactual_cells(cf: Block | None, with_mask: bool) -> list[str]:
     cf = cf or {}
     if not cf.get("n"):
-        return ["-", "-", "-"]
+        return ["-"] * (4 if with_mask else 3)
     ratio = f" x{cf['l1_ratio']:.2f}" if cf.get("l1_ratio") is not None else ""
-    return [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
-            f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}",
-            f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
+    cells = [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
+             f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}"]
+    if with_mask:
+        cells.append(f"{fmt_number(cf.get('mask_changed'))} / {fmt_number(cf.get('mask_kept'))}")
+    return cells + [f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
 
 
 def _table(metrics: Mapping[str, Any], header: list[str], cells: Cells) -> str:
@@ -58,10 +60,12 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     """A plain-text summary of :func:`stargan.evaluation.evaluate.evaluate`'s metrics: one row per attribute and
     an overall row, each number with its sample count. The first table has what the classifier says (with
     nuisance measures, the first nuisance group, the shapes dataset's ``Shape``, gets a "kept" column; every
-    group gets a line below) and the cycle error; the second the errors against ground truth and FID."""
+    group gets a line below) and the cycle error; the second the errors against ground truth (with an attention
+    mask, its mean where the truth changes and where it must stay) and FID."""
     sections = {k: metrics.get(k) for k in SECTIONS}
     nuisance = sections["nuisance"] or {}
     kept = next(iter(nuisance.get("groups") or {}), None)
+    with_mask = "mask_kept" in ((sections["counterfactual"] or {}).get("overall") or {})
 
     def judged(pick: Pick) -> list[str]:
         cells = [_accuracy(pick(k)) for k in ACCURACIES] if sections["target_accuracy"] else []
@@ -71,7 +75,7 @@ def format_table(metrics: Mapping[str, Any]) -> str:
         return cells + [f"{fmt_number(cyc.get('l1'))} (n={cyc.get('n', 0)})"]
 
     def truth(pick: Pick) -> list[str]:
-        cells = _counterfactual_cells(pick("counterfactual")) if sections["counterfactual"] else []
+        cells = _counterfactual_cells(pick("counterfactual"), with_mask) if sections["counterfactual"] else []
         if sections["fid"]:
             f = pick("fid") or {}
             cells.append(f"{fmt_number(f.get('fid'), 2)} (n={f.get('n_fake', 0)})")
@@ -85,7 +89,8 @@ def format_table(metrics: Mapping[str, Any]) -> str:
              f"({metrics.get('split', '')}, {metrics.get('image_size')}px)", _table(metrics, header, judged)]
     truth_header = ["attribute"]
     if sections["counterfactual"]:
-        truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept", "cf PSNR (do-nothing)"]
+        truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept",
+                         *(["mask changed / kept"] if with_mask else []), "cf PSNR (do-nothing)"]
     if sections["fid"]:
         truth_header += ["FID"]
     if len(truth_header) > 1:
