@@ -105,7 +105,9 @@ class NetworkConfig:
     official generator. texture_floor: in training the texture (only its own weights) learns as if the attention
     mask were at least this open everywhere, so the waves learn from the whole picture, not only the pixels an edit
     opens; the output is unchanged. Needs texture_features and attention_mask, not mask_guide_colour; 0 is off
-    (docs/fidelity.md)."""
+    (docs/fidelity.md). texture_after_guide: with texture_features and mask_guide_colour, the waves are added to
+    the colour after the guided filter (which is flat on a flat object, so it cannot hold stripes) instead of
+    before it; off by default (ours, docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -119,6 +121,7 @@ class NetworkConfig:
     mask_guide_colour: bool = False
     texture_features: int = 0
     texture_floor: float = 0.0
+    texture_after_guide: bool = False
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
@@ -132,6 +135,10 @@ class NetworkConfig:
         check_value(where, "network.texture_floor", floor, not floor or (
             self.texture_features > 0 and self.attention_mask and not self.mask_guide_colour),
             "0 unless texture_features > 0 and attention_mask is on without mask_guide_colour")
+        after = self.texture_after_guide
+        check_value(where, "network.texture_after_guide", after, not after or (
+            self.texture_features > 0 and self.attention_mask and self.mask_guide_colour),
+            "false unless texture_features > 0 and attention_mask is on with mask_guide_colour")
 
 
 @dataclass

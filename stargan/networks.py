@@ -63,7 +63,7 @@ class Generator(nn.Module):
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
                  mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
-                 texture_floor: float = 0.0) -> None:
+                 texture_floor: float = 0.0, texture_after_guide: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -97,6 +97,10 @@ class Generator(nn.Module):
                 open everywhere: where the mask is closed the picture does not show the colour, so the waves
                 would otherwise learn from the few pixels an edit opens. The output is unchanged (the term
                 added is ``x - x.detach()``, exactly 0); 0 turns it off.
+            texture_after_guide: with ``texture_features`` and ``mask_guide_colour``, add the mixed waves to
+                the colour after the guided filter (then clamp to [-1, 1]) instead of before the tanh: the
+                filtered colour keeps the input's outlines but is flat on a flat object, so waves filtered with
+                it could not draw stripes there. Same parameters either way.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -105,6 +109,9 @@ class Generator(nn.Module):
         if not 0.0 <= texture_floor <= 1.0 or (texture_floor and not floor_ok):
             raise ValueError(f"Generator: texture_floor must be in [0, 1] and needs texture_features and "
                              f"attention_mask without mask_guide_colour; got {texture_floor}")
+        if texture_after_guide and not (texture_features and attention_mask and mask_guide_colour):
+            raise ValueError("Generator: texture_after_guide needs texture_features > 0 and attention_mask with "
+                             "mask_guide_colour")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
                              f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
@@ -150,6 +157,7 @@ class Generator(nn.Module):
             self.texture_to_colour = nn.Conv2d(texture_features, 3, kernel_size=7, stride=1, padding=3, bias=False)
             nn.init.zeros_(self.texture_to_colour.weight)
         self.texture_floor = texture_floor
+        self.texture_after_guide = texture_after_guide
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Translate ``x`` (N, 3, H, W) towards labels ``c`` (N, c_dim); returns (N, 3, H, W) in [-1, 1]."""
@@ -171,11 +179,12 @@ class Generator(nn.Module):
             if self.texture is not None:
                 texture = self.texture_to_colour(self.texture(h))
                 floor_terms = (painted[:, :3], h)
-                painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
+                if not self.texture_after_guide:
+                    painted = torch.cat([painted[:, :3] + texture, painted[:, 3:]], dim=1)
             h = self.main[-1](painted)
         if self.attention is None:
             return h
-        out = self.attention(h, x)
+        out = self.attention(h, x, texture if self.texture_after_guide else None)
         if self.texture_floor and self.training and torch.is_grad_enabled():
             out = out + self._texture_floor_term(*floor_terms)
         return out

@@ -185,3 +185,72 @@ def test_textured_generator_with_a_floor_trains_from_the_cli_and_its_checkpoint_
     assert ckpt["config"]["network"]["texture_floor"] == 0.3
     g = FAMILIES["stargan"].load(ckpt, "full").nets["G"]
     assert g.texture_floor == 0.3 and not g.training
+
+
+def _guided_pair(seed: int = 0) -> tuple[Generator, Generator]:
+    """Two generators with the same weights, the colour and mask through the guided filter, the waves added
+    after the filter (first) and before it (second)."""
+    kwargs = dict(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, mask_guide_radius=2,
+                  mask_guide_colour=True, texture_features=4)
+    torch.manual_seed(seed)
+    after = Generator(**kwargs, texture_after_guide=True)
+    before = Generator(**kwargs)
+    before.load_state_dict(after.state_dict())
+    return after, before
+
+
+def test_waves_after_the_guide_start_as_nothing_and_then_draw_fine_texture_the_filter_would_blur():
+    after, before = _guided_pair()
+    flat = torch.full((2, 3, 32, 32), -0.3)  # a flat input: the filtered colour is a blur there
+    labels = torch.eye(3)[:2]
+    # The mixing conv starts at zero: the same picture and mask as the guided generator without waves.
+    torch.testing.assert_close(after(flat, labels), before(flat, labels), rtol=0, atol=1e-6)
+    with torch.no_grad():
+        after.texture.amplitude.bias.fill_(1.0)
+        after.texture.frequency.copy_(torch.tensor([[2.1, 0.0], [0.0, 2.1], [1.5, 1.5], [-1.5, 1.5]]))  # ~3 px
+        after.texture_to_colour.weight.normal_(0, 0.1)
+    before.load_state_dict(after.state_dict())
+
+    def fine(generator: Generator) -> float:
+        """The energy left after a 5x5 blur: texture finer than the filter's window."""
+        out = generator(flat, labels)
+        return (out - torch.nn.functional.avg_pool2d(out, 5, 1, 2, count_include_pad=False)).square().mean().item()
+
+    assert fine(after) > 10 * fine(before)
+    assert torch.equal(after.attention.last_mask, before.attention.last_mask)  # the waves never move the mask
+
+
+def test_waves_after_the_guide_are_added_to_the_filtered_colour_and_clamped():
+    after, _ = _guided_pair(1)
+    with torch.no_grad():
+        after.texture.amplitude.bias.fill_(1.0)
+        after.texture_to_colour.weight.normal_(0, 1.0)  # large enough to reach the clamp
+    image, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.eye(3)[1:]
+    out = after(image, labels)
+    assert out.min() >= -1 and out.max() <= 1
+    # A mask of 1 everywhere shows the colour itself: it must be the clamped sum, at +-1 where it saturates.
+    after.main[-1].register_forward_hook(lambda m, a, o: torch.cat([o[:, :-1], torch.ones_like(o[:, -1:])], 1))
+    shown = after(image, labels)
+    assert (shown.abs() == 1).float().mean() > 0.05
+
+
+def test_waves_after_the_guide_train_from_the_cli_and_export_like_the_checkpoint(tmp_path, shapes):
+    base = shapes_overrides(shapes) + ["network.texture_features=4", "network.attention_mask=true",
+                                       "network.mask_guide_radius=1", "network.mask_guide_colour=true",
+                                       "network.texture_after_guide=true"]
+    train_cli(STARGAN, tmp_path / "full", base)
+    ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
+    assert ckpt["config"]["network"]["texture_after_guide"] is True
+    assert ckpt["nets"]["G"]["texture_to_colour.weight"].abs().sum() > 0  # the waves learned through the clamp
+    assert FAMILIES["stargan"].load(ckpt, "full").nets["G"].texture_after_guide
+    assert_export_translates_like_checkpoint(tmp_path / "full" / "00000-tiny", tmp_path)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["network.texture_after_guide=true"],
+    ["network.texture_after_guide=true", "network.texture_features=4", "network.attention_mask=true"],
+])
+def test_waves_after_the_guide_without_waves_or_the_colour_filter_is_a_one_line_error(tmp_path, shapes, overrides):
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + overrides, code=2)
+    assert "network.texture_after_guide" in result.output and "mask_guide_colour" in result.output, result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -52,7 +52,11 @@ class AttentionMask(nn.Module):
         self.last_mask: Tensor | None = None
         self.last_change: Tensor | None = None
 
-    def forward(self, raw: Tensor, image: Tensor) -> Tensor:
+    def forward(self, raw: Tensor, image: Tensor, detail: Tensor | None = None) -> Tensor:
+        """``raw``: the generator's tanh output, colour channels then the mask's; ``image``: its input.
+        ``detail`` (optional, the colour's shape) is added to the colour after the filter and clamped to
+        [-1, 1]: fine texture the filtered colour cannot hold (within a window it is a colour transform of the
+        input, flat on a flat object)."""
         colour, mask = raw[:, :-1], (raw[:, -1:] + 1) / 2
         if colour.shape[1] != image.shape[1]:
             raise ValueError(f"attention mask: the generator paints {colour.shape[1]} channels but its input has "
@@ -63,6 +67,8 @@ class AttentionMask(nn.Module):
             colour, mask = both[:, :-1].clamp(-1, 1).to(raw.dtype), both[:, -1:].clamp(0, 1).to(raw.dtype)
         elif self.guide_radius:
             mask = guided_filter(image, mask, self.guide_radius, self.guide_eps).clamp(0, 1).to(raw.dtype)
+        if detail is not None:
+            colour = (colour + detail).clamp(-1, 1)
         if not _exporting():  # an export traces a pure function: no state to keep for the penalties
             self.last_mask = mask
             self.last_change = (colour.detach().float() - image.detach().float()).abs().mean(1, keepdim=True)
