@@ -146,9 +146,10 @@ class LossConfig:
     """gan_mode: ``wgangp`` (official) or ``lsgan``. target: ``shuffle`` = the batch's own labels in random
     order (official); ``random`` = uniformly drawn valid labels (exclusive groups respected); ``single`` = each
     image's own labels with one attribute group changed (the edits evaluation asks for; ours,
-    docs/fidelity.md). target_single_share: the share of each batch's rows whose target is drawn as with
-    ``single`` instead (each row on its own; 0 = off, the official rule alone; ours, docs/fidelity.md): an
-    edit of one group alone, rare under ``shuffle``, becomes common while the rest stay whole label vectors.
+    docs/fidelity.md). target_single_share: the probability that a row's target is drawn as with ``single``
+    instead of by the ``target`` rule (each row on its own, so this is the expected share of a batch; 0 = off,
+    the rule alone; ours, docs/fidelity.md): an edit of one group alone, rare under ``shuffle``, becomes common
+    while the rest stay whole label vectors.
 
     Not in the official code (0 = off): lambda_id, an identity term ``L1(G(x, c_org), x)`` (translating to the
     labels an image already has should change nothing); lambda_mask and lambda_mask_tv, GANimation's

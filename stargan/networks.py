@@ -88,7 +88,8 @@ class Generator(nn.Module):
             texture_features: number of modulated Fourier features
                 (:class:`~common.layers.fourier_texture.FourierTexture`: plane waves with learned frequencies,
                 scaled by amplitude maps computed from the last features), mixed by a 7x7 conv into the painted
-                colour channels before the tanh, so G can paint periodic texture (stripes) finer than its
+                colour channels before the tanh (after the guided filter with ``texture_after_guide``), so G can
+                paint periodic texture (stripes) finer than its
                 bottleneck grid. They never reach the attention mask: the texture changes what is painted, not
                 where. That conv starts at zero, so a new G paints what it would without them. 0 is the official
                 network.

@@ -17,6 +17,7 @@ from conftest import (
 
 from common.checkpoint import load_checkpoint
 from common.layers.fourier_texture import FourierTexture
+from common.layers.guided_filter import guided_filter
 from stargan.families import FAMILIES
 from stargan.networks import Generator
 
@@ -91,14 +92,17 @@ def test_textured_generator_trains_from_the_cli_rebuilds_from_checkpoint_and_exp
 
 
 @pytest.mark.slow  # the torch.export-based ONNX exporter takes several seconds
-def test_textured_generator_exports_to_onnx_with_free_image_sizes(tmp_path):
+@pytest.mark.parametrize("after_guide", [False, True], ids=["waves", "waves_after_guide"])
+def test_textured_generator_exports_to_onnx_with_free_image_sizes(tmp_path, after_guide):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[export]')")
     for module in ("onnx", "onnxscript"):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[export]')")
     from common.export.onnx_export import export_onnx, sample_inputs
 
     torch.manual_seed(0)
-    generator = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, texture_features=4).eval()
+    guide = dict(mask_guide_radius=2, mask_guide_colour=True, texture_after_guide=True) if after_guide else {}
+    generator = Generator(c_dim=3, conv_dim=8, repeat_num=1, attention_mask=True, texture_features=4,
+                          **guide).eval()
     with torch.no_grad():  # make the waves visible in the output
         generator.texture.amplitude.bias.fill_(1.0)
         generator.texture_to_colour.weight.normal_(0, 0.1)
@@ -226,12 +230,16 @@ def test_waves_after_the_guide_are_added_to_the_filtered_colour_and_clamped():
         after.texture.amplitude.bias.fill_(1.0)
         after.texture_to_colour.weight.normal_(0, 1.0)  # large enough to reach the clamp
     image, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.eye(3)[1:]
-    out = after(image, labels)
-    assert out.min() >= -1 and out.max() <= 1
-    # A mask of 1 everywhere shows the colour itself: it must be the clamped sum, at +-1 where it saturates.
-    after.main[-1].register_forward_hook(lambda m, a, o: torch.cat([o[:, :-1], torch.ones_like(o[:, -1:])], 1))
+    seen = {}
+    # A mask of 1 everywhere shows the colour itself; keep G's tanh output and the mixed waves.
+    after.main[-1].register_forward_hook(
+        lambda m, a, o: seen.setdefault("raw", torch.cat([o[:, :-1], torch.ones_like(o[:, -1:])], 1)))
+    after.texture_to_colour.register_forward_hook(lambda m, a, o: seen.setdefault("waves", o))
     shown = after(image, labels)
-    assert (shown.abs() == 1).float().mean() > 0.05
+    raw = seen["raw"]
+    filtered = guided_filter(image, raw, 2, 0.01)[:, :-1].clamp(-1, 1)
+    torch.testing.assert_close(shown, (filtered + seen["waves"]).clamp(-1, 1), rtol=0, atol=1e-5)
+    assert (shown.abs() >= 1 - 1e-6).float().mean() > 0.05  # the clamp is reached, and holds
 
 
 def test_waves_after_the_guide_train_from_the_cli_and_export_like_the_checkpoint(tmp_path, shapes):
@@ -241,7 +249,7 @@ def test_waves_after_the_guide_train_from_the_cli_and_export_like_the_checkpoint
     train_cli(STARGAN, tmp_path / "full", base)
     ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
     assert ckpt["config"]["network"]["texture_after_guide"] is True
-    assert ckpt["nets"]["G"]["texture_to_colour.weight"].abs().sum() > 0  # the waves learned through the clamp
+    assert ckpt["nets"]["G"]["texture_to_colour.weight"].abs().sum() > 0  # a smoke check: gradients reach them
     assert FAMILIES["stargan"].load(ckpt, "full").nets["G"].texture_after_guide
     assert_export_translates_like_checkpoint(tmp_path / "full" / "00000-tiny", tmp_path)
 

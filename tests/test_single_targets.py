@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import shapes_overrides, train_cli
+from conftest import assert_resume_is_exact, shapes_overrides, train_cli
 
+from common.checkpoint import load_checkpoint
 from common.config import load_config
 from common.labels.targets import mix_targets
 from stargan.families import config_classes
@@ -82,7 +83,7 @@ def test_a_single_share_makes_one_group_edits_that_share_of_the_shuffled_targets
     assert singles[0.0] + 0.2 < singles[0.5] < singles[1.0]
 
 
-def test_training_with_a_single_share_through_the_cli(shapes, tmp_path):
+def test_training_with_a_single_share_through_the_cli_resumes_exactly(shapes, tmp_path):
     sets = shapes_overrides(shapes) + ["optim.num_iters=4", "optim.num_iters_decay=2",
                                        "loss.target_single_share=0.5"]
     train_cli(TINY, tmp_path / "out", sets)
@@ -91,6 +92,9 @@ def test_training_with_a_single_share_through_the_cli(shapes, tmp_path):
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     g_rows = [row for row in rows if "G/total" in row]
     assert g_rows and all(torch.isfinite(torch.tensor(row["G/total"])) for row in g_rows)
+    # The mixed draws come from the checkpointed target generator: a run stopped and resumed ends the same.
+    assert_resume_is_exact(TINY, tmp_path / "split", sets, load_checkpoint(run / "checkpoints" / "latest.pt"),
+                           stop_after=2)
 
 
 @pytest.mark.parametrize("sets, expected", [
