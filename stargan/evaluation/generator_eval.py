@@ -24,7 +24,6 @@ from stargan.evaluation.measures import (
     NuisanceTally,
     counterfactual_errors,
     fid_result,
-    mask_in_regions,
     real_change,
     truth_columns,
 )
@@ -168,11 +167,9 @@ def evaluate_generator(
                     truth = [counterfactuals[stems[i]][name] for i in rows]
                     truth = torch.stack([t if isinstance(t, Tensor) else load_counterfactual(t) for t in truth])
                     picked = torch.tensor(rows, device=device)
-                    x_picked, truth = x.index_select(0, picked), truth.to(device, torch.float32)
-                    errors = counterfactual_errors(x_picked, y.index_select(0, picked), truth)
-                    if mask is not None:
-                        errors |= mask_in_regions(x_picked, truth, mask.float().index_select(0, picked))
-                    cf.add(name, **errors)
+                    cf.add(name, **counterfactual_errors(
+                        x.index_select(0, picked), y.index_select(0, picked), truth.to(device, torch.float32),
+                        None if mask is None else mask.float().index_select(0, picked)))
         n_images += x.shape[0]
         if progress is not None:
             progress(x.shape[0])

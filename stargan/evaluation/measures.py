@@ -150,28 +150,25 @@ class NuisanceTally:
                 "per_target": {t: c.result()["per_attribute"] for t, c in self.per.items()}}
 
 
-def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor) -> dict[str, Tensor]:
+def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
     """Translation ``y`` and the do-nothing baseline ``x`` against the ground truth, per image; and ``y``'s
     error split into the region the edit should change (where the truth differs from the input) and the
     region it should keep (the rest; there the do-nothing error is 0, so any error is damage). An image
-    without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``)."""
+    without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``). With ``mask`` (an attention
+    mask (N, 1, H, W) in [0, 1]) also its mean over the same two regions (``mask_changed``, ``mask_kept``):
+    where it should keep, an open mask means G repaints what must stay (the object under a background flip),
+    whatever the repaint's error."""
     changed = changed_region(x, truth)
     l1_changed, has_changed = region_l1(y, truth, changed)
     l1_kept, has_kept = region_l1(y, truth, ~changed)
-    return {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
-            "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
-            "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
-
-
-def mask_in_regions(x: Tensor, truth: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """The attention mask's mean (``mask`` (N, 1, H, W) in [0, 1]) in the region the edit should change and in
-    the one it should keep (as :func:`counterfactual_errors` splits them). Where it should keep, an open mask
-    means G repaints what must stay (the object under a background flip), whatever the repaint's error."""
-    changed = changed_region(x, truth)
-    zero = torch.zeros_like(mask)
-    in_changed, has_changed = region_l1(mask, zero, changed)
-    in_kept, has_kept = region_l1(mask, zero, ~changed)
-    return {"mask_changed": in_changed[has_changed].cpu(), "mask_kept": in_kept[has_kept].cpu()}
+    errors = {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
+              "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
+              "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
+    if mask is not None:
+        zero = torch.zeros_like(mask)
+        errors["mask_changed"] = region_l1(mask, zero, changed)[0][has_changed].cpu()
+        errors["mask_kept"] = region_l1(mask, zero, ~changed)[0][has_kept].cpu()
+    return errors
 
 
 def fid_block(real: Tensor, fake: Tensor, with_kid: bool) -> dict[str, Any]:
