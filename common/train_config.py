@@ -28,13 +28,15 @@ def check_non_negative(where: str, section: str, obj: Any, keys: tuple[str, ...]
         check_value(where, f"{section}.{key}", value, value >= 0, ">= 0")
 
 
-MASK_PENALTIES = ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle")
+MASK_PENALTIES = ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
+                  "lambda_mask_edge_tv")
 
 
 def check_mask_penalties(where: str, loss: Any, attention_mask: bool) -> None:
     """The attention-mask penalties (:data:`MASK_PENALTIES` of a ``loss`` section) need the mask; the error names
-    the keys that are set and their values; ``loss.mask_idle_tol`` must be > 0."""
+    the keys that are set and their values; ``loss.mask_idle_tol`` and ``loss.mask_edge_sigma`` must be > 0."""
     check_value(where, "loss.mask_idle_tol", loss.mask_idle_tol, loss.mask_idle_tol > 0, "> 0")
+    check_value(where, "loss.mask_edge_sigma", loss.mask_edge_sigma, loss.mask_edge_sigma > 0, "> 0")
     terms = {k: getattr(loss, k) for k in MASK_PENALTIES if getattr(loss, k)}
     if terms and not attention_mask:
         named = ", ".join(f"'loss.{k}' ({v})" for k, v in terms.items())

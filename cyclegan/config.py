@@ -40,11 +40,13 @@ class LossConfig:
     lambda_mask_binary: float = 0.0
     lambda_mask_idle: float = 0.0
     mask_idle_tol: float = 0.2
+    lambda_mask_edge_tv: float = 0.0
+    mask_edge_sigma: float = 0.1
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
                                                  "pool_size", "lambda_mask", "lambda_mask_tv", "lambda_mask_binary",
-                                                 "lambda_mask_idle"))
+                                                 "lambda_mask_idle", "lambda_mask_edge_tv"))
 
 
 @dataclass

@@ -68,12 +68,14 @@ class CycleGANTrainer(EpochTrainer):
 
         masks = []  # each translation's attention mask, taken before the next call of its G replaces it
         changes = []  # and how far its painted colour was from its input
+        inputs = []  # and that input
 
         def translated(G, name: str, x: torch.Tensor) -> torch.Tensor:
             y = G(x)
             if cfg.network.attention_mask:
                 masks.append(self.nets[name].attention.last_mask)
                 changes.append(self.nets[name].attention.last_change)
+                inputs.append(self.nets[name].attention.last_image)
             return y
 
         with prec.autocast():
@@ -99,7 +101,8 @@ class CycleGANTrainer(EpochTrainer):
             if masks and any(getattr(lam, k) for k in MASK_PENALTIES):
                 terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary,
                                        changes=changes, weight_idle=lam.lambda_mask_idle,
-                                       idle_tol=lam.mask_idle_tol))
+                                       idle_tol=lam.mask_idle_tol, images=inputs,
+                                       weight_edge_tv=lam.lambda_mask_edge_tv, edge_sigma=lam.mask_edge_sigma))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:
             logs.update(values)

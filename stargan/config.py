@@ -174,12 +174,14 @@ class LossConfig:
     lambda_mask_binary: float = 0.0
     lambda_mask_idle: float = 0.0
     mask_idle_tol: float = 0.2
+    lambda_mask_edge_tv: float = 0.0
+    mask_edge_sigma: float = 0.1
     lambda_cls_fake: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
                                                  "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
-                                                 "lambda_cls_fake"))
+                                                 "lambda_mask_edge_tv", "lambda_cls_fake"))
         share = self.target_single_share
         check_value(where, "loss.target_single_share", share, 0 <= share <= 1, "in [0, 1]")
         check_value(where, "loss.target_single_share", share, not share or self.target != "single",

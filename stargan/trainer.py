@@ -138,8 +138,8 @@ class StarGANTrainer(TrainerBase):
         with prec.autocast(), torch.set_grad_enabled(g_step):
             x_fake = G(x_real, c_trg)
         attention = self.nets["G"].attention
-        # The translation's mask and change map, kept before the reconstruction's G call replaces them.
-        masks = [(attention.last_mask, attention.last_change)] if attention is not None else []
+        # The translation's mask, change map and input, kept before the reconstruction's G call replaces them.
+        masks = [(attention.last_mask, attention.last_change, attention.last_image)] if attention is not None else []
 
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -195,17 +195,19 @@ class StarGANTrainer(TrainerBase):
         return logs
 
     def _preserving_terms(self, G, x_real: torch.Tensor, c_org: torch.Tensor,
-                          masks: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, dict]]:
+                          masks: list[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, dict]]:
         """The G terms that are not in the official code, each off at weight 0: identity (translating to the
         input's own labels changes nothing) and the attention-mask penalties (on the translation's mask and
-        change map, given in ``masks``, and the reconstruction's, the last G call's)."""
+        change map and input, given in ``masks``, and the reconstruction's, the last G call's)."""
         lam, terms = self.cfg.loss, []
         if self.cfg.network.attention_mask and any(getattr(lam, k) for k in MASK_PENALTIES):
             attention = self.nets["G"].attention
-            masks = masks + [(attention.last_mask, attention.last_change)]
-            terms.append(mask_loss([m for m, _ in masks], lam.lambda_mask, lam.lambda_mask_tv,
-                                   lam.lambda_mask_binary, changes=[c for _, c in masks],
-                                   weight_idle=lam.lambda_mask_idle, idle_tol=lam.mask_idle_tol))
+            masks = masks + [(attention.last_mask, attention.last_change, attention.last_image)]
+            terms.append(mask_loss([m for m, _, _ in masks], lam.lambda_mask, lam.lambda_mask_tv,
+                                   lam.lambda_mask_binary, changes=[c for _, c, _ in masks],
+                                   weight_idle=lam.lambda_mask_idle, idle_tol=lam.mask_idle_tol,
+                                   images=[x for _, _, x in masks], weight_edge_tv=lam.lambda_mask_edge_tv,
+                                   edge_sigma=lam.mask_edge_sigma))
         if lam.lambda_id > 0:
             terms.append(l1_loss(G(x_real, c_org), x_real, lam.lambda_id, name="G/id"))
         return terms
