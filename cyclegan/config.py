@@ -27,7 +27,9 @@ class LossConfig:
     lambda_mask_binary (ours, 0 = off): the mean of ``4 m (1 - m)`` on the same masks, pushing each pixel to 0
     or 1; lambda_mask_idle (ours, 0 = off): the mean of ``-log(1 - 0.99 m)`` on the same masks weighted by
     ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there
-    (the mask closed where opening it changes nothing)."""
+    (the mask closed where opening it changes nothing); lambda_mask_edge_tv (ours, 0 = off): the same masks'
+    absolute neighbour differences weighted by ``exp(-|dI| / mask_edge_sigma)``, dI the input's (an edge-aware
+    total variation: the mask's border drawn onto the input's edges)."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0

@@ -107,7 +107,9 @@ class NetworkConfig:
     opens; the output is unchanged. Needs texture_features and attention_mask, not mask_guide_colour; 0 is off
     (docs/fidelity.md). texture_after_guide: with texture_features and mask_guide_colour, the waves are added to
     the colour after the guided filter (which is flat on a flat object, so it cannot hold stripes) instead of
-    before it; off by default (ours, docs/fidelity.md)."""
+    before it; off by default (ours, docs/fidelity.md). mask_hard: the output is composed with the attention mask
+    thresholded at 0.5, its gradient the soft mask's (straight-through), so no pixel shows a blend of the old and
+    the painted image; needs attention_mask; off by default (ours, docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -122,6 +124,7 @@ class NetworkConfig:
     texture_features: int = 0
     texture_floor: float = 0.0
     texture_after_guide: bool = False
+    mask_hard: bool = False
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
@@ -139,6 +142,8 @@ class NetworkConfig:
         check_value(where, "network.texture_after_guide", after, not after or (
             self.texture_features > 0 and self.attention_mask and self.mask_guide_colour),
             "false unless texture_features > 0 and attention_mask is on with mask_guide_colour")
+        check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
+                    "false without network.attention_mask: true (it thresholds the attention mask)")
 
 
 @dataclass
@@ -159,8 +164,10 @@ class LossConfig:
     than a blend; ours, docs/fidelity.md); lambda_mask_idle, the mean of ``-log(1 - 0.99 m)`` on the same masks weighted
     by ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there (the
     mask closed where opening it changes nothing: a region G repaints as it was; ours, docs/fidelity.md);
-    lambda_cls_fake, D's classification loss on the translations with the labels they were translated from
-    (ours, docs/fidelity.md)."""
+    lambda_mask_edge_tv, the same masks' absolute neighbour differences weighted by ``exp(-|dI| / mask_edge_sigma)``,
+    dI the input's (an edge-aware total variation: the mask's border drawn onto the input's edges instead of a
+    soft rim beside them; ours, docs/fidelity.md); lambda_cls_fake, D's classification loss on the translations
+    with the labels they were translated from (ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0

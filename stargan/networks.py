@@ -63,7 +63,7 @@ class Generator(nn.Module):
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
                  mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
-                 texture_floor: float = 0.0, texture_after_guide: bool = False) -> None:
+                 texture_floor: float = 0.0, texture_after_guide: bool = False, mask_hard: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -102,6 +102,9 @@ class Generator(nn.Module):
                 the colour after the guided filter (then clamp to [-1, 1]) instead of before the tanh: the
                 filtered colour keeps the input's outlines but is flat on a flat object, so waves filtered with
                 it could not draw stripes there. Same parameters either way.
+            mask_hard: with ``attention_mask``, compose with the mask thresholded at 0.5 and pass the soft mask's
+                gradient straight through (:class:`~common.layers.masked_output.AttentionMask`), so every pixel
+                is either the input or the painted colour. Parameter-free.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -113,6 +116,8 @@ class Generator(nn.Module):
         if texture_after_guide and not (texture_features and attention_mask and mask_guide_colour):
             raise ValueError("Generator: texture_after_guide needs texture_features > 0 and attention_mask with "
                              "mask_guide_colour")
+        if mask_hard and not attention_mask:
+            raise ValueError("Generator: mask_hard needs attention_mask")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
                              f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
@@ -150,7 +155,8 @@ class Generator(nn.Module):
         last_in = dim + conv_dim if skip else dim
         layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour) if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard) \
+            if attention_mask else None
         self.skip = skip
         self.texture = FourierTexture(last_in, texture_features) if texture_features else None
         self.texture_to_colour = None
