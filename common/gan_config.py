@@ -84,6 +84,9 @@ class NetworkConfig:
     mask_guide_eps: float = 0.01
     # The same filter on G's painted colour too (needs the radius), so its edges follow the input's as well.
     mask_guide_colour: bool = False
+    # At inference, compose with the mask thresholded at 0.5, so no pixel is a blend of the old and the painted
+    # image; training is unchanged. Needs the mask.
+    mask_hard: bool = False
 
     def validate(self, where: str) -> None:
         if self.attention_mask and self.input_nc != self.output_nc:
@@ -98,6 +101,8 @@ class NetworkConfig:
         check_value(where, "network.init_gain", self.init_gain, self.init_gain > 0, "> 0")
         check_mask_guide(where, self.mask_guide_radius, self.mask_guide_eps, self.attention_mask,
                          self.mask_guide_colour)
+        check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
+                    "false without network.attention_mask: true (it thresholds the attention mask)")
 
     def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
         """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``

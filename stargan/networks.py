@@ -102,9 +102,9 @@ class Generator(nn.Module):
                 the colour after the guided filter (then clamp to [-1, 1]) instead of before the tanh: the
                 filtered colour keeps the input's outlines but is flat on a flat object, so waves filtered with
                 it could not draw stripes there. Same parameters either way.
-            mask_hard: with ``attention_mask``, compose with the mask thresholded at 0.5 and pass the soft mask's
-                gradient straight through (:class:`~common.layers.masked_output.AttentionMask`), so every pixel
-                is either the input or the painted colour. Parameter-free.
+            mask_hard: with ``attention_mask``, in eval mode (inference) compose with the mask thresholded at
+                0.5, so every pixel is either the input or the painted colour; training is unchanged
+                (:class:`~common.layers.masked_output.AttentionMask`). Parameter-free.
         """
         super().__init__()
         if upsample not in UPSAMPLING:

@@ -41,11 +41,12 @@ class AttentionMask(nn.Module):
         a radius) filters the painted colour the same way, as Wu et al.'s deep guided filter refines a
         low-resolution output on the full-resolution input: its edges sit on the input's and within each window
         it is a colour transform of the input, so a region the mask covers but the edit leaves alone keeps its
-        outline instead of the generator's blurred redrawing of it. ``hard`` composes with the mask thresholded at
-        0.5 (each pixel either the input or the painted colour) and passes the soft mask's gradient straight
-        through (Bengio et al. 2013): a mask that settles part-way (a rim of 0.7 beside an object, 0.88 over a
-        flipped background) otherwise shows a share of the old image there. :attr:`last_mask` stays the soft
-        mask, which the penalties need."""
+        outline instead of the generator's blurred redrawing of it. ``hard``: in eval mode (inference) compose
+        with the mask thresholded at 0.5, so each pixel is either the input or the painted colour; a mask that
+        settles part-way (0.6-0.7 on an object's outermost pixels, 0.88 over a flipped background) otherwise
+        shows a share of the old image there. Training composes with the soft mask: thresholded in training too
+        (its gradient passed straight through) the mask spread over the whole image (docs/fidelity.md).
+        :attr:`last_mask` is the soft mask either way."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
@@ -81,8 +82,8 @@ class AttentionMask(nn.Module):
             self.last_mask = mask
             self.last_change = (colour.detach().float() - image.detach().float()).abs().mean(1, keepdim=True)
             self.last_image = image.detach()
-        if self.hard:
-            mask = mask + ((mask > 0.5).to(mask.dtype) - mask).detach()
+        if self.hard and not self.training:
+            mask = (mask > 0.5).to(mask.dtype)
         return compose(colour, mask, image)
 
 

@@ -28,9 +28,10 @@ def define_generator(
     mask_guide_radius: int = 0,
     mask_guide_eps: float = 0.01,
     mask_guide_colour: bool = False,
+    mask_hard: bool = False,
 ) -> nn.Module:
     """A freshly initialised generator; ``arch`` is one of :data:`GENERATOR_ARCHS`. ``attention_mask``,
-    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``: see
+    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``: see
     :class:`~common.networks.resnet.ResnetGenerator`.
 
     ``init_type=None`` skips initialisation (PyTorch defaults remain), for nets whose weights are loaded next.
@@ -39,12 +40,13 @@ def define_generator(
         net: nn.Module = ResnetGenerator(
             in_channels, out_channels, ngf, norm=norm, dropout=dropout, n_blocks=_RESNET_BLOCKS[arch],
             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius, mask_guide_eps=mask_guide_eps,
-            mask_guide_colour=mask_guide_colour,
+            mask_guide_colour=mask_guide_colour, mask_hard=mask_hard,
         )
     elif arch in _UNET_DOWNS:
         net = UnetGenerator(in_channels, out_channels, _UNET_DOWNS[arch], ngf, norm=norm, dropout=dropout,
                             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius,
-                            mask_guide_eps=mask_guide_eps, mask_guide_colour=mask_guide_colour)
+                            mask_guide_eps=mask_guide_eps, mask_guide_colour=mask_guide_colour,
+                            mask_hard=mask_hard)
     else:
         raise ValueError(f"unknown generator arch {arch!r}; expected one of: {', '.join(GENERATOR_ARCHS)}")
     return net if init_type is None else init_weights(net, init_type, init_gain)
