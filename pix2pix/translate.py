@@ -17,6 +17,7 @@ from common.data.images import as_rgb, to_channels
 from common.errors import UserError
 from common.family import Translator
 from common.inference import pad_to_fit
+from common.layers.masked_output import heads_to_inference
 from pix2pix.config import Pix2PixConfig
 from pix2pix.model import input_sides
 
@@ -43,6 +44,7 @@ def generate(generator: nn.Module, real_a: Tensor, paper: bool = True, seed: int
     dropout), deterministic. Neither updates the weights; paper mode moves the running statistics, which it
     does not use."""
     generator.train(paper)
+    heads_to_inference(generator)  # paper mode is still inference: a mask_hard head thresholds
     if not paper:
         return generator(real_a)
     outputs = []

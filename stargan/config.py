@@ -107,10 +107,10 @@ class NetworkConfig:
     opens; the output is unchanged. Needs texture_features and attention_mask, not mask_guide_colour; 0 is off
     (docs/fidelity.md). texture_after_guide: with texture_features and mask_guide_colour, the waves are added to
     the colour after the guided filter (which is flat on a flat object, so it cannot hold stripes) instead of
-    before it; off by default (ours, docs/fidelity.md). mask_hard: at inference (translate, evaluate, export, the
-    editor, the training's sample grids) the output is composed with the attention mask thresholded at 0.5, so no
-    pixel shows a blend of the old and the painted image; training is unchanged. Needs attention_mask; off by
-    default (ours, docs/fidelity.md)."""
+    before it; off by default (ours, docs/fidelity.md). mask_hard: at inference (G in eval mode: translate, evaluate,
+    export, the editor, the training's sample grids) the output is composed with the attention mask thresholded at
+    0.5, so no pixel shows a blend of the old and the painted image; training is unchanged. Needs attention_mask;
+    off by default (ours, docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64

@@ -74,19 +74,36 @@ def test_stargan_generator_thresholds_where_the_soft_one_blends():
         soft(x, c)
         mask = soft.attention.last_mask
         out = hard(x, c)
+        soft_out = soft(x, c)
     closed = (mask <= 0.5).expand_as(x)
     assert closed.any() and torch.equal(out[closed], x[closed])
+    assert not torch.equal(soft_out[closed], x[closed])  # where the soft mask blends a little of G's colour in
     with pytest.raises(ValueError, match="mask_hard needs attention_mask"):
         Generator(c_dim=3, conv_dim=8, repeat_num=1, mask_hard=True)
 
 
 @pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
-def test_resnet_and_unet_generators_take_it(arch):
-    g = define_generator(arch, ngf=4, attention_mask=True, mask_hard=True)
-    assert g.attention.hard
+def test_resnet_and_unet_generators_threshold_at_inference(arch):
+    torch.manual_seed(0)
+    g = define_generator(arch, ngf=4, attention_mask=True, mask_hard=True).eval()
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
-        out = g(torch.rand(1, 3, 128, 128) * 2 - 1)
-    assert out.shape == (1, 3, 128, 128)
+        out = g(x)
+    closed = (g.attention.last_mask <= 0.5).expand_as(x)
+    assert closed.any() and (~closed).any() and torch.equal(out[closed], x[closed])
+
+
+def test_pix2pix_paper_mode_inference_thresholds_too():
+    # Paper mode runs G in training mode (dropout, batch statistics) but it is still inference.
+    from pix2pix.translate import generate
+
+    torch.manual_seed(0)
+    g = define_generator("unet_128", ngf=4, norm="batch", dropout=True, attention_mask=True, mask_hard=True)
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    out = generate(g, x, paper=True)
+    assert g.training and not g.attention.training  # the rest of G stays in training mode
+    closed = (g.attention.last_mask <= 0.5).expand_as(x)
+    assert closed.any() and (~closed).any() and torch.equal(out[closed], x[closed])
 
 
 def test_stargan_trains_with_it_from_the_cli_rebuilds_it_exports_it_and_resumes_exactly(tmp_path, shapes):

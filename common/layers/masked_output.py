@@ -87,6 +87,15 @@ class AttentionMask(nn.Module):
         return compose(colour, mask, image)
 
 
+def heads_to_inference(module: nn.Module) -> None:
+    """Put every :class:`AttentionMask` inside ``module`` in eval mode (a ``mask_hard`` head then thresholds)
+    whatever mode the rest is in: pix2pix's paper-mode inference runs G in training mode for its dropout and
+    batch statistics. The heads hold no parameters or statistics, so nothing else changes."""
+    for sub in module.modules():
+        if isinstance(sub, AttentionMask):
+            sub.eval()
+
+
 def mask_penalties(mask: Tensor, weight_sparsity: float, weight_smooth: float) -> tuple[Tensor, Tensor]:
     """``(sparsity, smoothness)`` penalties of a (N, 1, H, W) mask, already weighted: the mean mask value
     (GANimation's L1 attention loss, pushing edits to be local) and its total variation (squared differences
