@@ -75,7 +75,7 @@ class CycleGANTrainer(EpochTrainer):
             if cfg.network.attention_mask:
                 masks.append(self.nets[name].attention.last_mask)
                 changes.append(self.nets[name].attention.last_change)
-                inputs.append(self.nets[name].attention.last_image)
+                inputs.append(x)
             return y
 
         with prec.autocast():

@@ -139,7 +139,7 @@ class StarGANTrainer(TrainerBase):
             x_fake = G(x_real, c_trg)
         attention = self.nets["G"].attention
         # The translation's mask, change map and input, kept before the reconstruction's G call replaces them.
-        masks = [(attention.last_mask, attention.last_change, attention.last_image)] if attention is not None else []
+        masks = [(attention.last_mask, attention.last_change, x_real)] if attention is not None else []
 
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -183,7 +183,7 @@ class StarGANTrainer(TrainerBase):
                 x_rec = G(x_fake, c_org)
                 g_rec, v_rec = l1_loss(x_rec, x_real, lam.lambda_rec, name="G/rec")
                 g_loss = g_fake + lam.lambda_cls * g_cls + g_rec
-                extra_terms = self._preserving_terms(G, x_real, c_org, masks)
+                extra_terms = self._preserving_terms(G, x_real, x_fake, c_org, masks)
                 g_loss = g_loss + sum(term for term, _ in extra_terms)
             set_requires_grad([self.nets["D"]], True)
             for values in (v_fake, v_cls, v_rec, *(v for _, v in extra_terms)):
@@ -194,15 +194,16 @@ class StarGANTrainer(TrainerBase):
             self.update_ema()
         return logs
 
-    def _preserving_terms(self, G, x_real: torch.Tensor, c_org: torch.Tensor,
+    def _preserving_terms(self, G, x_real: torch.Tensor, x_fake: torch.Tensor, c_org: torch.Tensor,
                           masks: list[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, dict]]:
         """The G terms that are not in the official code, each off at weight 0: identity (translating to the
         input's own labels changes nothing) and the attention-mask penalties (on the translation's mask and
-        change map and input, given in ``masks``, and the reconstruction's, the last G call's)."""
+        change map and input, given in ``masks``, and the reconstruction's, the last G call's, whose input was
+        ``x_fake``)."""
         lam, terms = self.cfg.loss, []
         if self.cfg.network.attention_mask and any(getattr(lam, k) for k in MASK_PENALTIES):
             attention = self.nets["G"].attention
-            masks = masks + [(attention.last_mask, attention.last_change, attention.last_image)]
+            masks = masks + [(attention.last_mask, attention.last_change, x_fake)]
             terms.append(mask_loss([m for m, _, _ in masks], lam.lambda_mask, lam.lambda_mask_tv,
                                    lam.lambda_mask_binary, changes=[c for _, c, _ in masks],
                                    weight_idle=lam.lambda_mask_idle, idle_tol=lam.mask_idle_tol,

@@ -1,7 +1,6 @@
 """The edge-aware total variation of the attention mask (``loss.lambda_mask_edge_tv``, issue 11): its value, that
 it draws a soft rim beside an edge of the input onto that edge where GANimation's squared total variation keeps
-it soft, the input the attention head keeps for it, its place in StarGAN's and CycleGAN's G loss, and its
-one-line errors."""
+it soft, its place in StarGAN's and CycleGAN's G loss, and its one-line errors."""
 from __future__ import annotations
 
 import json
@@ -13,7 +12,7 @@ import torch
 from conftest import shapes_overrides, train_cli
 
 from common.checkpoint import load_checkpoint
-from common.layers.masked_output import AttentionMask, mask_edge_tv_penalty, mask_loss, mask_penalties
+from common.layers.masked_output import mask_edge_tv_penalty, mask_loss, mask_penalties
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STARGAN = CONFIGS / "stargan" / "tiny.yaml"
@@ -81,13 +80,6 @@ def test_mask_loss_sums_it_over_the_masks_logs_it_and_needs_an_image_per_mask():
     assert "G/mask_edge_tv" not in mask_loss([mask], 0.1, 0.0)[1]  # off at weight 0, no images needed
     with pytest.raises(ValueError, match="input image per mask"):
         mask_loss([mask, mask], 0.0, 0.0, images=[image], weight_edge_tv=1.0)
-
-
-def test_the_attention_head_keeps_its_input_detached():
-    image = (torch.rand(2, 3, 5, 5) * 2 - 1).requires_grad_()
-    head = AttentionMask(guide_radius=1)
-    head(torch.rand(2, 4, 5, 5) * 2 - 1, image)
-    assert torch.equal(head.last_image, image.detach()) and not head.last_image.requires_grad
 
 
 def _rows(run: Path) -> list[dict]:

@@ -30,8 +30,7 @@ class AttentionMask(nn.Module):
     ``tanh`` output into colour and mask and composes them with the input. Parameter-free, so a generator that
     holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
     (:func:`mask_penalties`), and :attr:`last_change` how far its painted colour was from the input there
-    (detached, for :func:`mask_idle_penalty`), :attr:`last_image` its input (detached, for
-    :func:`mask_edge_tv_penalty`)."""
+    (detached, for :func:`mask_idle_penalty`)."""
 
     def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False,
                  hard: bool = False) -> None:
@@ -59,7 +58,6 @@ class AttentionMask(nn.Module):
         self.hard = hard
         self.last_mask: Tensor | None = None
         self.last_change: Tensor | None = None
-        self.last_image: Tensor | None = None
 
     def forward(self, raw: Tensor, image: Tensor, detail: Tensor | None = None) -> Tensor:
         """``raw``: the generator's tanh output, colour channels then the mask's; ``image``: its input.
@@ -81,7 +79,6 @@ class AttentionMask(nn.Module):
         if not _exporting():  # an export traces a pure function: no state to keep for the penalties
             self.last_mask = mask
             self.last_change = (colour.detach().float() - image.detach().float()).abs().mean(1, keepdim=True)
-            self.last_image = image.detach()
         if self.hard and not self.training:
             mask = (mask > 0.5).to(mask.dtype)
         return compose(colour, mask, image)
@@ -160,26 +157,25 @@ def mask_loss(masks: list[Tensor], weight_sparsity: float, weight_smooth: float,
     """The weighted mask penalties summed over ``masks`` (each (N, 1, H, W)), and their detached values for
     the log (``G/mask``, ``G/mask_tv``, and ``G/mask_bin``, ``G/mask_idle``, ``G/mask_edge_tv`` when their
     weights are set). ``changes`` (one per mask: :attr:`AttentionMask.last_change`) are needed by ``weight_idle``
-    only, ``images`` (the input each mask was made for: :attr:`AttentionMask.last_image`) by ``weight_edge_tv``
-    only."""
+    only, ``images`` (the input of the G call that made each mask) by ``weight_edge_tv`` only."""
     pairs = [mask_penalties(m.float(), weight_sparsity, weight_smooth) for m in masks]
     sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     logs = {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}
     total = sparsity + smooth
-    if weight_binary:
-        binary = sum(mask_binary_penalty(m.float(), weight_binary) for m in masks)
-        logs["G/mask_bin"] = binary.detach()
-        total = total + binary
-    if weight_idle:
-        if changes is None or len(changes) != len(masks):
-            raise ValueError("mask_loss: weight_idle needs one change map per mask")
-        idle = sum(mask_idle_penalty(m.float(), c, weight_idle, idle_tol) for m, c in zip(masks, changes))
-        logs["G/mask_idle"] = idle.detach()
-        total = total + idle
-    if weight_edge_tv:
-        if images is None or len(images) != len(masks):
-            raise ValueError("mask_loss: weight_edge_tv needs one input image per mask")
-        edge = sum(mask_edge_tv_penalty(m.float(), x, weight_edge_tv, edge_sigma) for m, x in zip(masks, images))
-        logs["G/mask_edge_tv"] = edge.detach()
-        total = total + edge
+    # The optional terms: (log key, weight, per-mask companions or None, what they are, penalty of mask and one).
+    optional = (
+        ("G/mask_bin", weight_binary, None, "", lambda m, _: mask_binary_penalty(m, weight_binary)),
+        ("G/mask_idle", weight_idle, changes, "change map",
+         lambda m, c: mask_idle_penalty(m, c, weight_idle, idle_tol)),
+        ("G/mask_edge_tv", weight_edge_tv, images, "input image",
+         lambda m, x: mask_edge_tv_penalty(m, x, weight_edge_tv, edge_sigma)),
+    )
+    for key, weight, companions, needs, penalty in optional:
+        if not weight:
+            continue
+        if needs and (companions is None or len(companions) != len(masks)):
+            raise ValueError(f"mask_loss: the {key} term needs one {needs} per mask")
+        term = sum(penalty(m.float(), c) for m, c in zip(masks, companions or [None] * len(masks)))
+        logs[key] = term.detach()
+        total = total + term
     return total, logs
