@@ -154,6 +154,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str) -> dict:
+    """``ckpt`` with its config's ``network.mask_hard`` set, so that inference composes with the attention mask
+    thresholded at 0.5 (True) or soft (False) whatever the run was trained with; training never thresholds, so
+    the weights fit either. None returns ``ckpt`` itself. A generator without an attention mask is refused (one
+    line naming ``source``). ``ckpt``'s own dicts are left as they were."""
+    if mask_hard is None:
+        return ckpt
+    config = ckpt.get("config")
+    network = config.get("network") if isinstance(config, dict) else None
+    if not isinstance(network, dict) or not network.get("attention_mask", False):
+        flag = "--mask-hard" if mask_hard else "--mask-soft"
+        raise UserError(f"{source}: {flag} applies to a generator with an attention mask; this one has none "
+                        "(its config's network.attention_mask is false)")
+    return {**ckpt, "config": {**config, "network": {**network, "mask_hard": bool(mask_hard)}}}
+
+
 def check_resumable(ckpt: Mapping[str, Any], path: str | os.PathLike, model: str) -> int:
     """Refuse (one line) a checkpoint a ``model`` training run cannot continue from; returns its step."""
     path = Path(path)

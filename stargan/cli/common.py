@@ -17,6 +17,15 @@ from common.errors import UserError
 
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
+
+def mask_hard_option(command):
+    """``--mask-hard/--mask-soft`` (None when neither is given) for the commands that run a trained generator."""
+    return click.option(
+        "--mask-hard/--mask-soft", "mask_hard", default=None,
+        help="Generators with an attention mask: compose with the mask thresholded at 0.5 (each pixel either the "
+             "input or the painted colour) or soft, whatever the checkpoint's network.mask_hard says; training "
+             "never thresholds, so any such checkpoint takes either  [default: as the checkpoint]")(command)
+
 # The packages whose loggers the CLI shows: library code logs, the CLI decides where it goes.
 LIBRARY_LOGGERS = tuple(package.__name__ for package in (common, cyclegan, stargan))
 

@@ -30,7 +30,7 @@ import click
 import torch
 from PIL import Image
 
-from common.checkpoint import load_checkpoint
+from common.checkpoint import load_checkpoint, with_mask_hard
 from common.data.images import load_rgb, to_tensor, write_png
 from common.device import resolve_device
 from common.errors import UserError
@@ -140,9 +140,11 @@ class EditorSession:
     """One model opened for editing: its family, device, label space and D, and the translator in use."""
 
     def __init__(self, source: str, ckpt: dict, family: ModelFamily, device: torch.device,
-                 device_flag: str = "auto") -> None:
+                 device_flag: str = "auto", mask_hard: bool | None = None) -> None:
+        """``mask_hard``: ``edit --mask-hard/--mask-soft`` (None: neither), already applied to ``ckpt`` by
+        :meth:`open`; kept to show it in :meth:`command`."""
         self.source, self.ckpt, self.family, self.device = source, ckpt, family, device
-        self.device_flag = device_flag
+        self.device_flag, self.mask_hard = device_flag, mask_hard
         self.labels = self.D = None
         self.image_size = 0
         if family.label_conditioned:
@@ -157,11 +159,13 @@ class EditorSession:
         self._lock = threading.Lock()  # one model, one request at a time (Gradio runs handlers in threads)
 
     @classmethod
-    def open(cls, checkpoint: str | os.PathLike, device: str = "auto") -> EditorSession:
+    def open(cls, checkpoint: str | os.PathLike, device: str = "auto", mask_hard: bool | None = None
+             ) -> EditorSession:
         dev = resolve_device(device)
         ckpt = load_checkpoint(checkpoint, map_location="cpu")  # as translate reads it (also an export folder)
+        ckpt = with_mask_hard(ckpt, mask_hard, str(checkpoint))
         family = family_of_checkpoint(ckpt, str(checkpoint))
-        return cls(str(checkpoint), ckpt, family, dev, device)
+        return cls(str(checkpoint), ckpt, family, dev, device, mask_hard)
 
     def close(self) -> None:
         shutil.rmtree(self.results_dir, ignore_errors=True)
@@ -282,6 +286,8 @@ class EditorSession:
                 args.append(option_flag(name))
             elif value is not None and value is not False:
                 args += [option_flag(name), str(value)]
+        if self.mask_hard is not None:
+            args.append("--mask-hard" if self.mask_hard else "--mask-soft")
         if self.device_flag != "auto":
             args += ["--device", self.device_flag]
         return "stargan translate " + shlex.join(args)

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint
+from common.checkpoint import load_checkpoint, with_mask_hard
 from common.data.images import as_rgb, to_channels
 from common.data.shapes.paired import load_paired_view
 from common.device import resolve_device
@@ -46,7 +46,7 @@ from common.metrics.image_error import RunningMean, l1_error, psnr
 from common.metrics.ssim import ssim
 from common.tables import fmt_number, text_table
 from pix2pix.data import paired_files, read_pair
-from stargan.evaluation.evaluate import METRICS_FILE, default_out_dir
+from stargan.evaluation.evaluate import METRICS_FILE, default_out_dir, mask_fields
 from stargan.evaluation.measures import fid_block
 from stargan.families import FAMILIES, family_of_checkpoint
 
@@ -190,12 +190,12 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
                     out_dir: str | os.PathLike | None = None, phase: str = "test", eval_mode: bool = False,
                     fid_weights: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
                     max_images: int | None = None, progress: bool = True, ckpt: dict | None = None,
-                    ) -> dict[str, Any]:
+                    mask_hard: bool | None = None) -> dict[str, Any]:
     """Evaluate the paired model of ``checkpoint`` (a file or run folder; ``ckpt``: its contents, when already
     loaded) on ``phase`` of its dataset (``data_dir``, default the config's ``data.root``); see the module
     docstring. Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` (default ``RUN/eval``, with
-    ``eval_mode`` ``RUN/eval-evalmode``) and returns
-    the metrics."""
+    ``eval_mode`` ``RUN/eval-evalmode``; ``mask_hard`` as in :func:`stargan.evaluation.evaluate.evaluate`, which
+    adds ``-mask-hard``/``-mask-soft``) and returns the metrics."""
     t0 = time.perf_counter()
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
@@ -206,6 +206,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     source = str(checkpoint)
     if ckpt is None:
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    ckpt = with_mask_hard(ckpt, mask_hard, source)
     family = family_of_checkpoint(ckpt, source)
     if not family.paired:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.paired)
@@ -243,7 +244,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     floor, no_floor = _noise_floor(root, phase, direction, size, [p.stem for p, _ in test_pairs])
     result["scores"]["noise_floor"] = floor
 
-    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, mask_hard)
     if out_dir is None and eval_mode:  # its own folder: a second mode must not replace the first one's results
         out = out.with_name(out.name + "-evalmode")
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +255,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     metrics = {
         "checkpoint": source,
         "model": family.title,
+        **mask_fields(cfg, mask_hard),
         "data_dir": str(root),
         "phase": phase,
         "format": cfg.data.format,
