@@ -29,7 +29,7 @@ def check_non_negative(where: str, section: str, obj: Any, keys: tuple[str, ...]
 
 
 MASK_PENALTIES = ("lambda_mask", "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
-                  "lambda_mask_edge_tv")
+                  "lambda_mask_edge_tv", "lambda_mask_colour")
 
 
 def check_mask_penalties(where: str, loss: Any, attention_mask: bool) -> None:

@@ -29,7 +29,9 @@ class LossConfig:
     ``exp(-(d / mask_idle_tol)^2)``, d the mean absolute difference of G's painted colour and its input there
     (the mask closed where opening it changes nothing); lambda_mask_edge_tv (ours, 0 = off): the same masks'
     absolute neighbour differences weighted by ``exp(-|dI| / mask_edge_sigma)``, dI the input's (an edge-aware
-    total variation: the mask's border drawn onto the input's edges)."""
+    total variation: the mask's border drawn onto the input's edges); lambda_mask_colour (ours, 0 = off): the mean
+    of ``(1 - m) d`` on the same masks, m detached (G's painted colour pulled to its input where the mask is
+    closed)."""
 
     gan_mode: Literal["lsgan", "vanilla", "wgangp"] = "lsgan"
     lambda_A: float = 10.0
@@ -44,11 +46,12 @@ class LossConfig:
     mask_idle_tol: float = 0.2
     lambda_mask_edge_tv: float = 0.0
     mask_edge_sigma: float = 0.1
+    lambda_mask_colour: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp",
                                                  "pool_size", "lambda_mask", "lambda_mask_tv", "lambda_mask_binary",
-                                                 "lambda_mask_idle", "lambda_mask_edge_tv"))
+                                                 "lambda_mask_idle", "lambda_mask_edge_tv", "lambda_mask_colour"))
 
 
 @dataclass

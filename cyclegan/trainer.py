@@ -102,7 +102,8 @@ class CycleGANTrainer(EpochTrainer):
                 terms.append(mask_loss(masks, lam.lambda_mask, lam.lambda_mask_tv, lam.lambda_mask_binary,
                                        changes=changes, weight_idle=lam.lambda_mask_idle,
                                        idle_tol=lam.mask_idle_tol, images=inputs,
-                                       weight_edge_tv=lam.lambda_mask_edge_tv, edge_sigma=lam.mask_edge_sigma))
+                                       weight_edge_tv=lam.lambda_mask_edge_tv, edge_sigma=lam.mask_edge_sigma,
+                                       weight_colour=lam.lambda_mask_colour))
             loss_g = sum(t[0] for t in terms)
         for _, values in terms:
             logs.update(values)

@@ -167,8 +167,10 @@ class LossConfig:
     mask closed where opening it changes nothing: a region G repaints as it was; ours, docs/fidelity.md);
     lambda_mask_edge_tv, the same masks' absolute neighbour differences weighted by ``exp(-|dI| / mask_edge_sigma)``,
     dI the input's (an edge-aware total variation: the mask's border drawn onto the input's edges instead of a
-    soft rim beside them; ours, docs/fidelity.md); lambda_cls_fake, D's classification loss on the translations
-    with the labels they were translated from (ours, docs/fidelity.md)."""
+    soft rim beside them; ours, docs/fidelity.md); lambda_mask_colour, the mean of ``(1 - m) d`` on the same masks, m
+    detached (G's painted colour pulled to its input where the mask is closed, so a mask not quite closed, or
+    thresholded open, shows the input rather than G's free colour; ours, docs/fidelity.md); lambda_cls_fake, D's
+    classification loss on the translations with the labels they were translated from (ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
@@ -184,12 +186,13 @@ class LossConfig:
     mask_idle_tol: float = 0.2
     lambda_mask_edge_tv: float = 0.0
     mask_edge_sigma: float = 0.1
+    lambda_mask_colour: float = 0.0
     lambda_cls_fake: float = 0.0
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
                                                  "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
-                                                 "lambda_mask_edge_tv", "lambda_cls_fake"))
+                                                 "lambda_mask_edge_tv", "lambda_mask_colour", "lambda_cls_fake"))
         share = self.target_single_share
         check_value(where, "loss.target_single_share", share, 0 <= share <= 1, "in [0, 1]")
         check_value(where, "loss.target_single_share", share, not share or self.target != "single",

@@ -208,7 +208,7 @@ class StarGANTrainer(TrainerBase):
                                    lam.lambda_mask_binary, changes=[c for _, c, _ in masks],
                                    weight_idle=lam.lambda_mask_idle, idle_tol=lam.mask_idle_tol,
                                    images=[x for _, _, x in masks], weight_edge_tv=lam.lambda_mask_edge_tv,
-                                   edge_sigma=lam.mask_edge_sigma))
+                                   edge_sigma=lam.mask_edge_sigma, weight_colour=lam.lambda_mask_colour))
         if lam.lambda_id > 0:
             terms.append(l1_loss(G(x_real, c_org), x_real, lam.lambda_id, name="G/id"))
         return terms

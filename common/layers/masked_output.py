@@ -30,7 +30,7 @@ class AttentionMask(nn.Module):
     ``tanh`` output into colour and mask and composes them with the input. Parameter-free, so a generator that
     holds one keeps its state_dict keys. :attr:`last_mask` is the mask of the last call, for the penalties
     (:func:`mask_penalties`), and :attr:`last_change` how far its painted colour was from the input there
-    (detached, for :func:`mask_idle_penalty`)."""
+    (with the colour's graph, for :func:`mask_colour_penalty`; :func:`mask_idle_penalty` detaches it)."""
 
     def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False,
                  hard: bool = False) -> None:
@@ -78,7 +78,7 @@ class AttentionMask(nn.Module):
             colour = (colour + detail).clamp(-1, 1)
         if not _exporting():  # an export traces a pure function: no state to keep for the penalties
             self.last_mask = mask
-            self.last_change = (colour.detach().float() - image.detach().float()).abs().mean(1, keepdim=True)
+            self.last_change = (colour.float() - image.detach().float()).abs().mean(1, keepdim=True)
         if self.hard and not self.training:
             mask = (mask > 0.5).to(mask.dtype)
         return compose(colour, mask, image)
@@ -127,6 +127,16 @@ def mask_idle_penalty(mask: Tensor, change: Tensor, weight: float, tol: float) -
     return weight * (-torch.log1p(-0.99 * mask) * torch.exp(-(change.detach() / tol).square())).mean()
 
 
+def mask_colour_penalty(mask: Tensor, change: Tensor, weight: float) -> Tensor:
+    """``weight * mean((1 - m) * change)``, ``m`` detached: pulls the painted colour to the input where the mask
+    is closed (``change`` as in :func:`mask_idle_penalty`, here with its graph). Not in GANimation, where the
+    colour under a closed mask is free: a generator trained to flip the background paints the kept object as a
+    blurred blob of the new background's opposite tone, which shows wherever the mask is not quite closed (a
+    halo around the object, a rounded tip) and at every pixel a threshold opens. The mask is detached so that
+    opening it is no way out."""
+    return weight * ((1 - mask.detach()) * change).mean()
+
+
 def mask_edge_tv_penalty(mask: Tensor, image: Tensor, weight: float, sigma: float) -> Tensor:
     """``weight * (mean_x + mean_y)`` of ``exp(-|dI| / sigma) * |dm|`` over the pairs of neighbouring pixels,
     ``dI`` the mean absolute difference of the input image over its channels (detached), ``dm`` the mask's: an
@@ -153,11 +163,12 @@ def mask_edge_tv_penalty(mask: Tensor, image: Tensor, weight: float, sigma: floa
 def mask_loss(masks: list[Tensor], weight_sparsity: float, weight_smooth: float,
               weight_binary: float = 0.0, changes: list[Tensor] | None = None, weight_idle: float = 0.0,
               idle_tol: float = 0.2, images: list[Tensor] | None = None, weight_edge_tv: float = 0.0,
-              edge_sigma: float = 0.1) -> tuple[Tensor, dict[str, Tensor]]:
+              edge_sigma: float = 0.1, weight_colour: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted mask penalties summed over ``masks`` (each (N, 1, H, W)), and their detached values for
-    the log (``G/mask``, ``G/mask_tv``, and ``G/mask_bin``, ``G/mask_idle``, ``G/mask_edge_tv`` when their
-    weights are set). ``changes`` (one per mask: :attr:`AttentionMask.last_change`) are needed by ``weight_idle``
-    only, ``images`` (the input of the G call that made each mask) by ``weight_edge_tv`` only."""
+    the log (``G/mask``, ``G/mask_tv``, and ``G/mask_bin``, ``G/mask_idle``, ``G/mask_edge_tv``, ``G/mask_colour``
+    when their weights are set). ``changes`` (one per mask: :attr:`AttentionMask.last_change`) are needed by
+    ``weight_idle`` and ``weight_colour`` only, ``images`` (the input of the G call that made each mask) by
+    ``weight_edge_tv`` only."""
     pairs = [mask_penalties(m.float(), weight_sparsity, weight_smooth) for m in masks]
     sparsity, smooth = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     logs = {"G/mask": sparsity.detach(), "G/mask_tv": smooth.detach()}
@@ -169,6 +180,7 @@ def mask_loss(masks: list[Tensor], weight_sparsity: float, weight_smooth: float,
          lambda m, c: mask_idle_penalty(m, c, weight_idle, idle_tol)),
         ("G/mask_edge_tv", weight_edge_tv, images, "input image",
          lambda m, x: mask_edge_tv_penalty(m, x, weight_edge_tv, edge_sigma)),
+        ("G/mask_colour", weight_colour, changes, "change map", lambda m, c: mask_colour_penalty(m, c, weight_colour)),
     )
     for key, weight, companions, needs, penalty in optional:
         if not weight:
