@@ -70,6 +70,7 @@ def test_evaluate_with_the_flag_scores_as_the_other_run_in_a_folder_of_its_own(r
         result = run_cli(["evaluate", "--checkpoint", run, "--device", "cpu", "--max-images", "6", *flags])
         folder = run / ("eval-mask-soft" if flags else "eval")
         assert f"metrics: {folder / 'metrics.json'}" in result.output, result.output
+        assert ("the attention mask thresholded at 0.5" in result.output) == (name == "hard"), result.output
         scores[name] = json.loads((folder / "metrics.json").read_text())
     assert [scores[n]["mask_hard"] for n in scores] == [False, True, False]
     assert [scores[n]["mask_hard_from"] for n in scores] == ["checkpoint", "checkpoint", "--mask-soft"]

@@ -86,7 +86,9 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     counts = metrics.get("counts", {})
     lines = [f"{metrics.get('dataset', '')}: {counts.get('test_images', 0)} test images x "
              f"{counts.get('targets_per_image', 0)} targets = {counts.get('translations', 0)} translations "
-             f"({metrics.get('split', '')}, {metrics.get('image_size')}px)", _table(metrics, header, judged)]
+             f"({metrics.get('split', '')}, {metrics.get('image_size')}px"
+             f"{', the attention mask thresholded at 0.5' if metrics.get('mask_hard') else ''})",
+             _table(metrics, header, judged)]
     truth_header = ["attribute"]
     if sections["counterfactual"]:
         truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept",
