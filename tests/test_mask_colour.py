@@ -4,19 +4,17 @@ becomes the input while under an open one it is left alone, its place in StarGAN
 its one-line errors."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import shapes_overrides, train_cli
+from mask_term_helpers import (
+    CYCLEGAN,
+    STARGAN,
+    assert_cyclegan_logs_the_term,
+    assert_one_line_config_error,
+    assert_stargan_logs_the_term_and_trains_on_it,
+)
 
-from common.checkpoint import load_checkpoint
 from common.layers.masked_output import AttentionMask, mask_colour_penalty, mask_loss
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STARGAN = CONFIGS / "stargan" / "tiny.yaml"
-CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
 
 
 def test_its_value_weighs_each_pixels_change_by_how_closed_the_mask_is():
@@ -56,26 +54,14 @@ def test_descent_paints_the_input_under_a_closed_mask_and_leaves_the_open_part_a
     assert torch.equal(colour.detach()[open_], start[open_])
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
-
-
 def test_stargan_trains_with_it_logs_it_and_it_changes_the_result(tmp_path, shapes):
-    sets = shapes_overrides(shapes) + ["network.attention_mask=true", "loss.lambda_mask=0.02"]
-    train_cli(STARGAN, tmp_path / "colour", sets + ["loss.lambda_mask_colour=0.5"])
-    g_rows = [row for row in _rows(tmp_path / "colour") if "G/mask_colour" in row]
-    assert g_rows and all(0 < row["G/mask_colour"] <= 2 * 0.5 * 2 for row in g_rows)  # two masks, change <= 2
-    train_cli(STARGAN, tmp_path / "plain", sets)
-    with_term = load_checkpoint(tmp_path / "colour" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    without = load_checkpoint(tmp_path / "plain" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    assert any(not torch.equal(with_term[k], without[k]) for k in without)  # the term is in G's loss
+    assert_stargan_logs_the_term_and_trains_on_it(tmp_path, shapes, ["loss.lambda_mask_colour=0.5"], "G/mask_colour",
+                                                  2 * 0.5 * 2)  # two masks, change <= 2
 
 
 def test_cyclegan_logs_it(tmp_path, unpaired_root):
-    sets = [f"data.root={unpaired_root}", "network.attention_mask=true", "loss.lambda_mask_colour=0.2"]
-    train_cli(CYCLEGAN, tmp_path / "out", sets)
-    rows = _rows(tmp_path / "out")
-    assert rows and all(0 < row["G/mask_colour"] <= 4 * 0.2 * 2 for row in rows)  # four masks
+    assert_cyclegan_logs_the_term(tmp_path, unpaired_root, ["loss.lambda_mask_colour=0.2"], "G/mask_colour",
+                                  4 * 0.2 * 2)  # four masks
 
 
 @pytest.mark.parametrize("config, sets, named", [
@@ -85,7 +71,4 @@ def test_cyclegan_logs_it(tmp_path, unpaired_root):
     (CYCLEGAN, ["network.attention_mask=true", "loss.lambda_mask_colour=-0.5"], "loss.lambda_mask_colour"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, shapes, config, sets, named):
-    base = shapes_overrides(shapes) if config == STARGAN else [f"data.root={tmp_path}"]
-    result = train_cli(config, tmp_path / "out", base + sets, code=2)
-    assert named in result.output and result.output.count("\n") == 1, result.output
-    assert not (tmp_path / "out").exists()
+    assert_one_line_config_error(tmp_path, shapes, config, sets, named)

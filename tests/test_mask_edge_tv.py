@@ -3,20 +3,19 @@ it draws a soft rim beside an edge of the input onto that edge where GANimation'
 it soft, its place in StarGAN's and CycleGAN's G loss, and its one-line errors."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import shapes_overrides, train_cli
+from mask_term_helpers import (
+    CYCLEGAN,
+    STARGAN,
+    assert_cyclegan_logs_the_term,
+    assert_one_line_config_error,
+    assert_stargan_logs_the_term_and_trains_on_it,
+)
 
-from common.checkpoint import load_checkpoint
 from common.layers.masked_output import mask_edge_tv_penalty, mask_loss, mask_penalties
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STARGAN = CONFIGS / "stargan" / "tiny.yaml"
-CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
 
 
 def _row(values: list[float]) -> torch.Tensor:
@@ -82,27 +81,15 @@ def test_mask_loss_sums_it_over_the_masks_logs_it_and_needs_an_image_per_mask():
         mask_loss([mask, mask], 0.0, 0.0, images=[image], weight_edge_tv=1.0)
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
-
-
 def test_stargan_trains_with_it_logs_it_and_it_changes_the_result(tmp_path, shapes):
-    sets = shapes_overrides(shapes) + ["network.attention_mask=true", "loss.lambda_mask=0.02",
-                                       "optim.num_iters=6", "optim.num_iters_decay=3"]
-    train_cli(STARGAN, tmp_path / "edge", sets + ["loss.lambda_mask_edge_tv=0.5", "loss.mask_edge_sigma=0.2"])
-    g_rows = [row for row in _rows(tmp_path / "edge") if "G/mask_edge_tv" in row]
-    assert g_rows and all(0 < row["G/mask_edge_tv"] <= 2 * 0.5 * 2 for row in g_rows)  # two masks, |dm| <= 1
-    train_cli(STARGAN, tmp_path / "plain", sets)
-    with_term = load_checkpoint(tmp_path / "edge" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    without = load_checkpoint(tmp_path / "plain" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    assert any(not torch.equal(with_term[k], without[k]) for k in without)  # the term is in G's loss
+    assert_stargan_logs_the_term_and_trains_on_it(
+        tmp_path, shapes, ["loss.lambda_mask_edge_tv=0.5", "loss.mask_edge_sigma=0.2"], "G/mask_edge_tv",
+        2 * 0.5 * 2)  # two masks, |dm| <= 1 along each axis
 
 
 def test_cyclegan_logs_it(tmp_path, unpaired_root):
-    sets = [f"data.root={unpaired_root}", "network.attention_mask=true", "loss.lambda_mask_edge_tv=0.2"]
-    train_cli(CYCLEGAN, tmp_path / "out", sets)
-    rows = _rows(tmp_path / "out")
-    assert rows and all(0 < row["G/mask_edge_tv"] <= 4 * 0.2 * 2 for row in rows)  # four masks
+    assert_cyclegan_logs_the_term(tmp_path, unpaired_root, ["loss.lambda_mask_edge_tv=0.2"], "G/mask_edge_tv",
+                                  4 * 0.2 * 2)  # four masks
 
 
 @pytest.mark.parametrize("config, sets, named", [
@@ -113,7 +100,4 @@ def test_cyclegan_logs_it(tmp_path, unpaired_root):
     (CYCLEGAN, ["network.attention_mask=true", "loss.mask_edge_sigma=-0.1"], "loss.mask_edge_sigma"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, shapes, config, sets, named):
-    base = shapes_overrides(shapes) if config == STARGAN else [f"data.root={tmp_path}"]
-    result = train_cli(config, tmp_path / "out", base + sets, code=2)
-    assert named in result.output and result.output.count("\n") == 1, result.output
-    assert not (tmp_path / "out").exists()
+    assert_one_line_config_error(tmp_path, shapes, config, sets, named)

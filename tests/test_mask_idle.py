@@ -3,20 +3,19 @@ values and gradient, the change map the attention head keeps, its place in StarG
 its one-line errors."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import shapes_overrides, train_cli
+from mask_term_helpers import (
+    CYCLEGAN,
+    STARGAN,
+    assert_cyclegan_logs_the_term,
+    assert_one_line_config_error,
+    assert_stargan_logs_the_term_and_trains_on_it,
+)
 
-from common.checkpoint import load_checkpoint
 from common.layers.masked_output import AttentionMask, mask_idle_penalty, mask_loss
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STARGAN = CONFIGS / "stargan" / "tiny.yaml"
-CYCLEGAN = CONFIGS / "cyclegan" / "tiny.yaml"
 
 
 def test_the_penalty_weighs_the_mask_by_how_little_opening_it_changes():
@@ -74,28 +73,15 @@ def test_the_attention_head_keeps_how_far_its_colour_is_from_the_input():
     assert head.last_change.requires_grad == raw.requires_grad  # the colour penalty pulls through it
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "00000-tiny" / "stats.jsonl").read_text().splitlines()]
-
-
 def test_stargan_trains_with_the_idle_penalty_logs_it_and_it_changes_the_result(tmp_path, shapes):
-    sets = shapes_overrides(shapes) + ["network.attention_mask=true", "loss.lambda_mask=0.02",
-                                       "optim.num_iters=6", "optim.num_iters_decay=3"]
-    train_cli(STARGAN, tmp_path / "idle", sets + ["loss.lambda_mask_idle=0.5", "loss.mask_idle_tol=0.5"])
-    g_rows = [row for row in _rows(tmp_path / "idle") if "G/mask_idle" in row]
     most = 2 * 0.5 * -math.log(1 - 0.99)  # two masks, each at most the weight times -log(0.01)
-    assert g_rows and all(0 < row["G/mask_idle"] <= most for row in g_rows)
-    train_cli(STARGAN, tmp_path / "plain", sets)
-    with_term = load_checkpoint(tmp_path / "idle" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    without = load_checkpoint(tmp_path / "plain" / "00000-tiny" / "checkpoints" / "latest.pt")["nets"]["G"]
-    assert any(not torch.equal(with_term[k], without[k]) for k in without)  # the term is in G's loss
+    assert_stargan_logs_the_term_and_trains_on_it(
+        tmp_path, shapes, ["loss.lambda_mask_idle=0.5", "loss.mask_idle_tol=0.5"], "G/mask_idle", most)
 
 
 def test_cyclegan_logs_the_idle_penalty(tmp_path, unpaired_root):
-    sets = [f"data.root={unpaired_root}", "network.attention_mask=true", "loss.lambda_mask_idle=0.2"]
-    train_cli(CYCLEGAN, tmp_path / "out", sets)
-    rows = _rows(tmp_path / "out")
-    assert rows and all(0 < row["G/mask_idle"] <= 4 * 0.2 * -math.log(1 - 0.99) for row in rows)  # four masks
+    most = 4 * 0.2 * -math.log(1 - 0.99)  # four masks
+    assert_cyclegan_logs_the_term(tmp_path, unpaired_root, ["loss.lambda_mask_idle=0.2"], "G/mask_idle", most)
 
 
 @pytest.mark.parametrize("config, sets, named", [
@@ -106,7 +92,4 @@ def test_cyclegan_logs_the_idle_penalty(tmp_path, unpaired_root):
     (CYCLEGAN, ["network.attention_mask=true", "loss.mask_idle_tol=-0.1"], "loss.mask_idle_tol"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, shapes, config, sets, named):
-    base = shapes_overrides(shapes) if config == STARGAN else [f"data.root={tmp_path}"]
-    result = train_cli(config, tmp_path / "out", base + sets, code=2)
-    assert named in result.output and result.output.count("\n") == 1, result.output
-    assert not (tmp_path / "out").exists()
+    assert_one_line_config_error(tmp_path, shapes, config, sets, named)
