@@ -154,6 +154,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def mask_flag(mask_hard: bool) -> str:
+    """The command-line flag that sets ``mask_hard``: ``--mask-hard`` or ``--mask-soft``."""
+    return "--mask-hard" if mask_hard else "--mask-soft"
+
+
 def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str) -> dict:
     """``ckpt`` with its config's ``network.mask_hard`` set, so that inference composes with the attention mask
     thresholded at 0.5 (True) or soft (False) whatever the run was trained with; training never thresholds, so
@@ -164,9 +169,8 @@ def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str) -> dict:
     config = ckpt.get("config")
     network = config.get("network") if isinstance(config, dict) else None
     if not isinstance(network, dict) or not network.get("attention_mask", False):
-        flag = "--mask-hard" if mask_hard else "--mask-soft"
-        raise UserError(f"{source}: {flag} applies to a generator with an attention mask; this one has none "
-                        "(its config's network.attention_mask is false)")
+        raise UserError(f"{source}: {mask_flag(mask_hard)} applies to a generator with an attention mask; this one "
+                        "has none (its config's network.attention_mask is false)")
     return {**ckpt, "config": {**config, "network": {**network, "mask_hard": bool(mask_hard)}}}
 
 

@@ -26,6 +26,7 @@ def mask_hard_option(command):
              "input or the painted colour) or soft, whatever the checkpoint's network.mask_hard says; training "
              "never thresholds, so any such checkpoint takes either  [default: as the checkpoint]")(command)
 
+
 # The packages whose loggers the CLI shows: library code logs, the CLI decides where it goes.
 LIBRARY_LOGGERS = tuple(package.__name__ for package in (common, cyclegan, stargan))
 

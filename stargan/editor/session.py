@@ -30,7 +30,7 @@ import click
 import torch
 from PIL import Image
 
-from common.checkpoint import load_checkpoint, with_mask_hard
+from common.checkpoint import load_checkpoint, mask_flag, with_mask_hard
 from common.data.images import load_rgb, to_tensor, write_png
 from common.device import resolve_device
 from common.errors import UserError
@@ -287,7 +287,7 @@ class EditorSession:
             elif value is not None and value is not False:
                 args += [option_flag(name), str(value)]
         if self.mask_hard is not None:
-            args.append("--mask-hard" if self.mask_hard else "--mask-soft")
+            args.append(mask_flag(self.mask_hard))
         if self.device_flag != "auto":
             args += ["--device", self.device_flag]
         return "stargan translate " + shlex.join(args)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, with_mask_hard
+from common.checkpoint import load_checkpoint, mask_flag, with_mask_hard
 from common.data.celeba_attrs import read_attr_file
 from common.data.shapes import CF_DIR, CF_INDEX, SCHEMA_FILE, load_counterfactuals, load_nuisance
 from common.device import resolve_device
@@ -68,7 +68,7 @@ def default_out_dir(checkpoint: str | os.PathLike, mask_hard: bool | None = None
     """``RUN/eval`` for a checkpoint in ``RUN/checkpoints/`` (or a run folder), else ``./eval``; with
     ``--mask-hard``/``--mask-soft`` given (``mask_hard`` not None) ``eval-mask-hard``/``eval-mask-soft`` beside
     it, so that scoring the other way does not replace the checkpoint's own results."""
-    name = "eval" + ("" if mask_hard is None else "-mask-hard" if mask_hard else "-mask-soft")
+    name = "eval" + ("" if mask_hard is None else mask_flag(mask_hard)[1:])  # eval-mask-hard, eval-mask-soft
     path = Path(checkpoint)
     if path.is_dir():
         return path / name
@@ -82,8 +82,7 @@ def mask_fields(config: Any, mask_hard: bool | None) -> dict[str, Any]:
     the generator built from ``config`` does) and ``mask_hard_from`` (the checkpoint, or the flag that set it)."""
     network = getattr(config, "network", None)
     used = bool(getattr(network, "attention_mask", False) and getattr(network, "mask_hard", False))
-    source = "checkpoint" if mask_hard is None else "--mask-hard" if mask_hard else "--mask-soft"
-    return {"mask_hard": used, "mask_hard_from": source}
+    return {"mask_hard": used, "mask_hard_from": "checkpoint" if mask_hard is None else mask_flag(mask_hard)}
 
 
 def _shared_logits(model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
