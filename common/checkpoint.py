@@ -159,19 +159,41 @@ def mask_flag(mask_hard: bool) -> str:
     return "--mask-hard" if mask_hard else "--mask-soft"
 
 
-def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str) -> dict:
+def mask_snap_flag(radius: int) -> str:
+    """The command-line option that sets ``mask_snap_radius``, as it would be typed: ``--mask-snap 6``."""
+    return f"--mask-snap {radius}"
+
+
+def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: int | None = None) -> dict:
     """``ckpt`` with its config's ``network.mask_hard`` set, so that inference composes with the attention mask
     thresholded at 0.5 (True) or soft (False) whatever the run was trained with; training never thresholds, so
-    the weights fit either. None returns ``ckpt`` itself. A generator without an attention mask is refused (one
-    line naming ``source``). ``ckpt``'s own dicts are left as they were."""
-    if mask_hard is None:
+    the weights fit either. ``mask_snap`` sets ``network.mask_snap_radius`` (0 = off) the same way; it snaps the
+    thresholded mask, so a radius > 0 needs ``mask_hard`` (given or the checkpoint's), and ``mask_hard=False``
+    alone turns snapping off. None for both returns ``ckpt`` itself. A generator without an attention mask, or a
+    radius without the threshold, is refused (one line naming ``source``). ``ckpt``'s own dicts are left as they
+    were."""
+    if mask_hard is None and mask_snap is None:
         return ckpt
+    flags = " ".join(f for f in (None if mask_hard is None else mask_flag(mask_hard),
+                                 None if mask_snap is None else mask_snap_flag(mask_snap)) if f)
     config = ckpt.get("config")
     network = config.get("network") if isinstance(config, dict) else None
     if not isinstance(network, dict) or not network.get("attention_mask", False):
-        raise UserError(f"{source}: {mask_flag(mask_hard)} applies to a generator with an attention mask; this one "
-                        "has none (its config's network.attention_mask is false)")
-    return {**ckpt, "config": {**config, "network": {**network, "mask_hard": bool(mask_hard)}}}
+        raise UserError(f"{source}: {flags} applies to a generator with an attention mask; this one has none (its "
+                        "config's network.attention_mask is false)")
+    network = dict(network)
+    if mask_hard is not None:
+        network["mask_hard"] = bool(mask_hard)
+    if mask_snap is not None:
+        if isinstance(mask_snap, bool) or not isinstance(mask_snap, int) or mask_snap < 0:
+            raise UserError(f"{source}: --mask-snap must be an integer >= 0 (0 = off), got {mask_snap!r}")
+        if mask_snap and not network.get("mask_hard", False):
+            raise UserError(f"{source}: {mask_snap_flag(mask_snap)} snaps the thresholded mask, but this generator "
+                            "composes with the soft one (network.mask_hard is false); add --mask-hard")
+        network["mask_snap_radius"] = mask_snap
+    elif mask_hard is False:
+        network["mask_snap_radius"] = 0  # nothing thresholded, nothing to snap
+    return {**ckpt, "config": {**config, "network": network}}
 
 
 def check_resumable(ckpt: Mapping[str, Any], path: str | os.PathLike, model: str) -> int:

@@ -10,7 +10,7 @@ from typing import Literal
 from common.config import check_value
 from common.errors import UserError
 from common.networks.factory import discriminator_min_side, generator_input_sides
-from common.train_config import check_adam, check_mask_guide
+from common.train_config import check_adam, check_mask_guide, check_mask_snap
 
 # Image channels the data pipeline can give a network: RGB, or its luminance (official --input_nc 1).
 CHANNELS = (1, 3)
@@ -87,6 +87,9 @@ class NetworkConfig:
     # At inference, compose with the mask thresholded at 0.5, so no pixel is a blend of the old and the painted
     # image; training is unchanged. Needs the mask.
     mask_hard: bool = False
+    # With mask_hard: the thresholded mask through a guided filter of this radius (eps mask_guide_eps) with the
+    # input as guide, thresholded again, so its border moves onto the input's edges (0 = off).
+    mask_snap_radius: int = 0
 
     def validate(self, where: str) -> None:
         if self.attention_mask and self.input_nc != self.output_nc:
@@ -103,6 +106,7 @@ class NetworkConfig:
                          self.mask_guide_colour)
         check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
                     "false without network.attention_mask: true (it thresholds the attention mask)")
+        check_mask_snap(where, self.mask_snap_radius, self.mask_hard)
 
     def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
         """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``

@@ -56,6 +56,15 @@ def check_mask_guide(where: str, radius: int, eps: float, attention_mask: bool, 
                 "false without network.mask_guide_radius > 0 (it uses that filter)")
 
 
+def check_mask_snap(where: str, radius: int, mask_hard: bool) -> None:
+    """``network.mask_snap_radius``: an integer >= 0 (0 = off); it snaps the thresholded mask, so it needs
+    ``network.mask_hard``."""
+    check_value(where, "network.mask_snap_radius", radius, isinstance(radius, int) and radius >= 0,
+                "an integer >= 0 (0 = off)")
+    check_value(where, "network.mask_snap_radius", radius, not radius or mask_hard,
+                "0 without network.mask_hard: true (it snaps the thresholded mask)")
+
+
 @dataclass
 class RunConfig:
     """Where and how a run executes.

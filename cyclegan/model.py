@@ -19,7 +19,7 @@ def build_generator(net: NetworkConfig, in_channels: int, out_channels: int) -> 
         net.netG, in_channels=in_channels, out_channels=out_channels, ngf=net.ngf, norm=net.norm,
         dropout=net.dropout, init_type=net.init_type, init_gain=net.init_gain, attention_mask=net.attention_mask,
         mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps,
-        mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard,
+        mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard, mask_snap_radius=net.mask_snap_radius,
     )
 
 

@@ -17,7 +17,8 @@ def build_generator(net: NetworkConfig, init: bool = True) -> nn.Module:
                             norm=net.norm, dropout=net.dropout, init_type=net.init_type if init else None,
                             init_gain=net.init_gain, attention_mask=net.attention_mask,
                             mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps,
-                            mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard)
+                            mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard,
+                            mask_snap_radius=net.mask_snap_radius)
 
 
 def build_discriminator(net: NetworkConfig) -> nn.Module:

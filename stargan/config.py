@@ -12,6 +12,7 @@ from common.train_config import (
     check_adam,
     check_mask_guide,
     check_mask_penalties,
+    check_mask_snap,
     check_non_negative,
 )
 from stargan.networks import DOWNSAMPLING
@@ -110,7 +111,10 @@ class NetworkConfig:
     before it; off by default (ours, docs/fidelity.md). mask_hard: at inference (G in eval mode: translate, evaluate,
     export, the editor, the training's sample grids) the output is composed with the attention mask thresholded at
     0.5, so no pixel shows a blend of the old and the painted image; training is unchanged. Needs attention_mask;
-    off by default (ours, docs/fidelity.md)."""
+    off by default (ours, docs/fidelity.md). mask_snap_radius: with mask_hard, > 0 passes the thresholded mask through
+    a guided filter of that radius (regulariser mask_guide_eps) with the input as the guide and thresholds it again,
+    so the border between what is kept and what is painted moves onto the input's edges (inference only; 0 = off;
+    ours, docs/fidelity.md)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -126,6 +130,7 @@ class NetworkConfig:
     texture_floor: float = 0.0
     texture_after_guide: bool = False
     mask_hard: bool = False
+    mask_snap_radius: int = 0
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
@@ -145,6 +150,7 @@ class NetworkConfig:
             "false unless texture_features > 0 and attention_mask is on with mask_guide_colour")
         check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
                     "false without network.attention_mask: true (it thresholds the attention mask)")
+        check_mask_snap(where, self.mask_snap_radius, self.mask_hard)
 
 
 @dataclass

@@ -63,7 +63,8 @@ class Generator(nn.Module):
     def __init__(self, c_dim: int = 5, conv_dim: int = 64, repeat_num: int = 6, attention_mask: bool = False,
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
                  mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
-                 texture_floor: float = 0.0, texture_after_guide: bool = False, mask_hard: bool = False) -> None:
+                 texture_floor: float = 0.0, texture_after_guide: bool = False, mask_hard: bool = False,
+                 mask_snap_radius: int = 0) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -105,6 +106,9 @@ class Generator(nn.Module):
             mask_hard: with ``attention_mask``, in eval mode (inference) compose with the mask thresholded at
                 0.5, so every pixel is either the input or the painted colour; training is unchanged
                 (:class:`~common.layers.masked_output.AttentionMask`). Parameter-free.
+            mask_snap_radius: with ``mask_hard``, > 0 passes the thresholded mask through a guided filter of
+                this radius (regulariser ``mask_guide_eps``) with the input as the guide and thresholds it again,
+                so the border of what is kept moves onto the input's edges. Inference only; parameter-free.
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -118,6 +122,8 @@ class Generator(nn.Module):
                              "mask_guide_colour")
         if mask_hard and not attention_mask:
             raise ValueError("Generator: mask_hard needs attention_mask")
+        if mask_snap_radius < 0 or (mask_snap_radius and not mask_hard):
+            raise ValueError(f"Generator: mask_snap_radius must be >= 0 and needs mask_hard, got {mask_snap_radius}")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
                              f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
@@ -155,8 +161,8 @@ class Generator(nn.Module):
         last_in = dim + conv_dim if skip else dim
         layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard) \
-            if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
+                                       mask_snap_radius) if attention_mask else None
         self.skip = skip
         self.texture = FourierTexture(last_in, texture_features) if texture_features else None
         self.texture_to_colour = None

@@ -33,7 +33,7 @@ class AttentionMask(nn.Module):
     (with the colour's graph, for :func:`mask_colour_penalty`; :func:`mask_idle_penalty` detaches it)."""
 
     def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False,
-                 hard: bool = False) -> None:
+                 hard: bool = False, snap_radius: int = 0) -> None:
         """``guide_radius`` > 0 passes the mask through a guided filter (:mod:`common.layers.guided_filter`)
         with the input image as the guide, so its borders can sit on the input's edges; 0 is GANimation's mask.
         ``guide_eps`` is the filter's regulariser, in squared units of the [-1, 1] image. ``guide_colour`` (needs
@@ -45,17 +45,25 @@ class AttentionMask(nn.Module):
         settles part-way (0.6-0.7 on an object's outermost pixels, 0.88 over a flipped background) otherwise
         shows a share of the old image there. Training composes with the soft mask: thresholded in training too
         (its gradient passed straight through) the mask spread over the whole image (docs/fidelity.md).
-        :attr:`last_mask` is the soft mask either way."""
+        ``snap_radius`` > 0 (needs ``hard``): the thresholded mask passes through a guided filter of that radius
+        (regulariser ``guide_eps``) with the input as the guide and is thresholded again, so the border between
+        what is kept and what is painted moves onto the input's edges: where the threshold cut a rounded hole
+        around an object (one ring too wide, round at a triangle's tips), the filter's local linear fit to the
+        input's colours gives the object's own outline. :attr:`last_mask` is the soft mask either way."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
                              f"and {guide_eps}")
         if guide_colour and not guide_radius:
             raise ValueError("attention mask: guide_colour needs guide_radius > 0 (the filter it uses)")
+        if snap_radius < 0 or (snap_radius and not hard):
+            raise ValueError(f"attention mask: snap_radius must be >= 0 and needs hard (it snaps the thresholded "
+                             f"mask), got {snap_radius} with hard={hard}")
         self.guide_radius = guide_radius
         self.guide_eps = guide_eps
         self.guide_colour = guide_colour
         self.hard = hard
+        self.snap_radius = snap_radius
         self.last_mask: Tensor | None = None
         self.last_change: Tensor | None = None
 
@@ -81,6 +89,9 @@ class AttentionMask(nn.Module):
             self.last_change = (colour.float() - image.detach().float()).abs().mean(1, keepdim=True)
         if self.hard and not self.training:
             mask = (mask > 0.5).to(mask.dtype)
+            if self.snap_radius:
+                snapped = guided_filter(image, mask, self.snap_radius, self.guide_eps)
+                mask = (snapped > 0.5).to(mask.dtype)
         return compose(colour, mask, image)
 
 

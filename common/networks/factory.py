@@ -29,9 +29,10 @@ def define_generator(
     mask_guide_eps: float = 0.01,
     mask_guide_colour: bool = False,
     mask_hard: bool = False,
+    mask_snap_radius: int = 0,
 ) -> nn.Module:
     """A freshly initialised generator; ``arch`` is one of :data:`GENERATOR_ARCHS`. ``attention_mask``,
-    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``: see
+    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``, ``mask_snap_radius``: see
     :class:`~common.networks.resnet.ResnetGenerator`.
 
     ``init_type=None`` skips initialisation (PyTorch defaults remain), for nets whose weights are loaded next.
@@ -40,13 +41,13 @@ def define_generator(
         net: nn.Module = ResnetGenerator(
             in_channels, out_channels, ngf, norm=norm, dropout=dropout, n_blocks=_RESNET_BLOCKS[arch],
             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius, mask_guide_eps=mask_guide_eps,
-            mask_guide_colour=mask_guide_colour, mask_hard=mask_hard,
+            mask_guide_colour=mask_guide_colour, mask_hard=mask_hard, mask_snap_radius=mask_snap_radius,
         )
     elif arch in _UNET_DOWNS:
         net = UnetGenerator(in_channels, out_channels, _UNET_DOWNS[arch], ngf, norm=norm, dropout=dropout,
                             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius,
                             mask_guide_eps=mask_guide_eps, mask_guide_colour=mask_guide_colour,
-                            mask_hard=mask_hard)
+                            mask_hard=mask_hard, mask_snap_radius=mask_snap_radius)
     else:
         raise ValueError(f"unknown generator arch {arch!r}; expected one of: {', '.join(GENERATOR_ARCHS)}")
     return net if init_type is None else init_weights(net, init_type, init_gain)

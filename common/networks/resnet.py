@@ -31,6 +31,7 @@ class ResnetGenerator(nn.Module):
         mask_guide_eps: float = 0.01,
         mask_guide_colour: bool = False,
         mask_hard: bool = False,
+        mask_snap_radius: int = 0,
     ):
         """``attention_mask``: paint one more channel, the mask of
         :class:`~common.layers.masked_output.AttentionMask` (output = mask x colour + (1 - mask) x input);
@@ -39,7 +40,9 @@ class ResnetGenerator(nn.Module):
         regulariser ``mask_guide_eps``; :mod:`common.layers.guided_filter`), so its borders can sit on the
         input's edges; ``mask_guide_colour`` filters the painted colour the same way (the edges of what the mask
         blends in follow the input's too); ``mask_hard`` composes with the mask thresholded at 0.5 in eval mode
-        (every pixel the input or the painted colour; training unchanged)."""
+        (every pixel the input or the painted colour; training unchanged), and ``mask_snap_radius`` > 0 (with
+        ``mask_hard``) moves that thresholded mask's border onto the input's edges (a guided filter of that
+        radius, thresholded again)."""
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -69,8 +72,8 @@ class ResnetGenerator(nn.Module):
         painted = out_channels + 1 if attention_mask else out_channels
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, painted, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
-        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard) \
-            if attention_mask else None
+        self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
+                                       mask_snap_radius) if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)

@@ -18,8 +18,15 @@ from common.errors import UserError
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
 
-def mask_hard_option(command):
-    """``--mask-hard/--mask-soft`` (None when neither is given) for the commands that run a trained generator."""
+def mask_options(command):
+    """``--mask-hard/--mask-soft`` and ``--mask-snap`` (None when not given) for the commands that run a trained
+    generator."""
+    command = click.option(
+        "--mask-snap", "mask_snap", default=None, type=click.IntRange(min=0), metavar="RADIUS",
+        help="With the mask thresholded: pass it through a guided filter of this radius (pixels) with the input as "
+             "the guide and threshold it again, so the border of what is kept moves onto the input's edges; 0 "
+             "turns it off, whatever the checkpoint's network.mask_snap_radius says  [default: as the "
+             "checkpoint]")(command)
     return click.option(
         "--mask-hard/--mask-soft", "mask_hard", default=None,
         help="Generators with an attention mask: compose with the mask thresholded at 0.5 (each pixel either the "

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from common.errors import UserError
-from stargan.cli.common import DEVICE_HELP, mask_hard_option, user_errors
+from stargan.cli.common import DEVICE_HELP, mask_options, user_errors
 
 
 def _names(text: str, option: str) -> list[str]:
@@ -138,11 +138,12 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 @click.option("--eval", "eval_mode", is_flag=True,
               help="pix2pix: run G in eval mode (running statistics, no dropout) as `translate --eval`; default: "
                    "the paper's test-time mode, as `translate`.")
-@mask_hard_option
+@mask_options
 @user_errors
 def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, out_dir: Path | None,
              fid_weights: Path | None, batch_size: int, max_images: int | None, device: str,
-             dataset: str | None, phase: str | None, eval_mode: bool, mask_hard: bool | None) -> None:
+             dataset: str | None, phase: str | None, eval_mode: bool, mask_hard: bool | None,
+             mask_snap: int | None) -> None:
     """Score a model on held-out data with ground truth.
 
     StarGAN (label-conditioned): on the test split its training held out, target/preservation accuracy with an
@@ -166,7 +167,8 @@ def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, o
         check_options(family, options, ("phase", "eval"), str(checkpoint))
         metrics = evaluate_paired(checkpoint, data_dir, out_dir=out_dir, phase=phase or "test", eval_mode=eval_mode,
                                   fid_weights=fid_weights, device=device, batch_size=batch_size,
-                                  max_images=max_images, ckpt=ckpt, mask_hard=mask_hard)
+                                  max_images=max_images, ckpt=ckpt, mask_hard=mask_hard,
+                                  mask_snap=mask_snap)
         click.echo(format_paired_table(metrics))
     elif family.label_conditioned:
         from stargan.evaluation.evaluate import evaluate as run_evaluation
@@ -176,7 +178,8 @@ def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, o
         del ckpt  # run_evaluation reads the file again; do not hold two copies
         metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier,
                                  fid_weights=fid_weights, device=device, batch_size=batch_size,
-                                 max_images=max_images, dataset=dataset, mask_hard=mask_hard)
+                                 max_images=max_images, dataset=dataset, mask_hard=mask_hard,
+                                 mask_snap=mask_snap)
         click.echo(format_table(metrics))
     else:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.paired or f.label_conditioned)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stargan.cli.common import mask_hard_option, user_errors
+from stargan.cli.common import mask_options, user_errors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,10 +72,10 @@ def _onnx_files(nets: dict[str, tuple[str, Any]], loaded: LoadedModel, label_wid
               help="safetensors: also include the classifier (StarGAN's D), with which translate --target "
                    "reads the input's own attributes; without it they read as all zero.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (never other files).")
-@mask_hard_option
+@mask_options
 @user_errors
 def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool, overwrite: bool,
-           mask_hard: bool | None) -> None:
+           mask_hard: bool | None, mask_snap: int | None) -> None:
     """Export a model's generator(s) to OUT as safetensors + export.json (default) or ONNX.
 
     The safetensors folder holds no pickle: `stargan translate --checkpoint OUT` and `stargan edit` load it and
@@ -102,7 +102,7 @@ def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool,
                             "generators)")
         require_onnx()
     source = str(checkpoint)
-    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source)
+    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source, mask_snap)
     family = family_of_checkpoint(ckpt, source)
     loaded = family.load(ckpt, source)
     nets = exported_nets(loaded, with_classifier, f"{source}: the {family.title} model")

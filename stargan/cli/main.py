@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from common.version import __version__
-from stargan.cli.common import DEVICE_HELP, mask_hard_option, user_errors
+from stargan.cli.common import DEVICE_HELP, mask_options, user_errors
 from stargan.cli.data_commands import resize_dataset
 from stargan.cli.eval_commands import evaluate, make_dataset, train_classifier
 from stargan.cli.export import export
@@ -109,13 +109,13 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
 @click.option("--aligned", is_flag=True,
               help="pix2pix: inputs are aligned files (A|B side by side, even width); the half the model takes "
                    "(A for AtoB, B for BtoA, the checkpoint's direction) is translated.")
-@mask_hard_option
+@mask_options
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
 def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: bool, skip_bad: bool,
               direction: str | None, batch_size: int, target: str | None, target_vector: str | None,
               all_targets: bool, strength: float | None, dataset_name: str | None, eval_mode: bool,
-              aligned: bool, mask_hard: bool | None, device: str) -> None:
+              aligned: bool, mask_hard: bool | None, mask_snap: int | None, device: str) -> None:
     """Translate images with a trained generator, at their own resolution, one PNG per input.
 
     Any size works: sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4, at
@@ -136,7 +136,7 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: b
 
     dev = resolve_device(device)
     plan = prepare_translation(input_path, output_dir, overwrite=overwrite, skip_bad=skip_bad)
-    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint))
+    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
     family = family_of_checkpoint(ckpt, str(checkpoint))
     options = {"direction": direction, "target": target, "target_vector": target_vector,
                "all_targets": all_targets, "strength": strength, "dataset": dataset_name, "eval": eval_mode,
@@ -246,10 +246,11 @@ def demo(out: Path | None, budget_minutes: float, seed: int, size: int, recipe: 
               help="Address to serve on; the default keeps the page on this machine (0.0.0.0 opens it to the "
                    "network, unauthenticated).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
-@mask_hard_option
+@mask_options
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
-def edit(checkpoint: Path, host: str, port: int, mask_hard: bool | None, device: str) -> None:
+def edit(checkpoint: Path, host: str, port: int, mask_hard: bool | None, mask_snap: int | None,
+         device: str) -> None:
     """Edit images in the browser: a local page to upload an image, see the model's reading of its attributes,
     set them (or the CycleGAN direction, the pix2pix mode) and download the result.
 
@@ -259,7 +260,7 @@ def edit(checkpoint: Path, host: str, port: int, mask_hard: bool | None, device:
     from stargan.editor.app import build_app, serve  # raises the install hint when Gradio is missing
     from stargan.editor.session import EditorSession
 
-    session = EditorSession.open(checkpoint, device, mask_hard)
+    session = EditorSession.open(checkpoint, device, mask_hard, mask_snap)
     try:
         blocks = build_app(session)
         url = serve(blocks, host, port)

@@ -140,11 +140,11 @@ class EditorSession:
     """One model opened for editing: its family, device, label space and D, and the translator in use."""
 
     def __init__(self, source: str, ckpt: dict, family: ModelFamily, device: torch.device,
-                 device_flag: str = "auto", mask_hard: bool | None = None) -> None:
-        """``mask_hard``: ``edit --mask-hard/--mask-soft`` (None: neither), already applied to ``ckpt`` by
-        :meth:`open`; kept to show it in :meth:`command`."""
+                 device_flag: str = "auto", mask_hard: bool | None = None, mask_snap: int | None = None) -> None:
+        """``mask_hard``, ``mask_snap``: ``edit --mask-hard/--mask-soft``, ``--mask-snap`` (None: not given),
+        already applied to ``ckpt`` by :meth:`open`; kept to show them in :meth:`command`."""
         self.source, self.ckpt, self.family, self.device = source, ckpt, family, device
-        self.device_flag, self.mask_hard = device_flag, mask_hard
+        self.device_flag, self.mask_hard, self.mask_snap = device_flag, mask_hard, mask_snap
         self.labels = self.D = None
         self.image_size = 0
         if family.label_conditioned:
@@ -159,13 +159,13 @@ class EditorSession:
         self._lock = threading.Lock()  # one model, one request at a time (Gradio runs handlers in threads)
 
     @classmethod
-    def open(cls, checkpoint: str | os.PathLike, device: str = "auto", mask_hard: bool | None = None
-             ) -> EditorSession:
+    def open(cls, checkpoint: str | os.PathLike, device: str = "auto", mask_hard: bool | None = None,
+             mask_snap: int | None = None) -> EditorSession:
         dev = resolve_device(device)
         ckpt = load_checkpoint(checkpoint, map_location="cpu")  # as translate reads it (also an export folder)
-        ckpt = with_mask_hard(ckpt, mask_hard, str(checkpoint))
+        ckpt = with_mask_hard(ckpt, mask_hard, str(checkpoint), mask_snap)
         family = family_of_checkpoint(ckpt, str(checkpoint))
-        return cls(str(checkpoint), ckpt, family, dev, device, mask_hard)
+        return cls(str(checkpoint), ckpt, family, dev, device, mask_hard, mask_snap)
 
     def close(self) -> None:
         shutil.rmtree(self.results_dir, ignore_errors=True)
@@ -288,6 +288,8 @@ class EditorSession:
                 args += [option_flag(name), str(value)]
         if self.mask_hard is not None:
             args.append(mask_flag(self.mask_hard))
+        if self.mask_snap is not None:
+            args += ["--mask-snap", str(self.mask_snap)]
         if self.device_flag != "auto":
             args += ["--device", self.device_flag]
         return "stargan translate " + shlex.join(args)
