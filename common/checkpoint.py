@@ -164,7 +164,7 @@ def mask_snap_flag(radius: int) -> str:
     return f"--mask-snap {radius}"
 
 
-def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: int | None = None) -> dict:
+def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: int | None = None) -> dict:
     """``ckpt`` with its config's ``network.mask_hard`` set, so that inference composes with the attention mask
     thresholded at 0.5 (True) or soft (False) whatever the run was trained with; training never thresholds, so
     the weights fit either. ``mask_snap`` sets ``network.mask_snap_radius`` (0 = off) the same way; it snaps the
@@ -188,8 +188,10 @@ def with_mask_hard(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: i
         if isinstance(mask_snap, bool) or not isinstance(mask_snap, int) or mask_snap < 0:
             raise UserError(f"{source}: --mask-snap must be an integer >= 0 (0 = off), got {mask_snap!r}")
         if mask_snap and not network.get("mask_hard", False):
+            fix = "use --mask-hard instead of --mask-soft" if mask_hard is False else \
+                "add --mask-hard (network.mask_hard is false)"
             raise UserError(f"{source}: {mask_snap_flag(mask_snap)} snaps the thresholded mask, but this generator "
-                            "composes with the soft one (network.mask_hard is false); add --mask-hard")
+                            f"would compose with the soft one; {fix}")
         network["mask_snap_radius"] = mask_snap
     elif mask_hard is False:
         network["mask_snap_radius"] = 0  # nothing thresholded, nothing to snap

@@ -11,7 +11,7 @@ import torch
 from conftest import assert_export_translates_like_checkpoint, assert_resume_is_exact, shapes_overrides, train_cli
 from pix2pix_helpers import make_aligned
 
-from common.checkpoint import load_checkpoint, with_mask_hard
+from common.checkpoint import load_checkpoint, with_mask_options
 from common.layers.masked_output import AttentionMask
 from common.networks.factory import define_generator
 from cyclegan.model import generator_from_checkpoint as cyclegan_generator
@@ -121,12 +121,12 @@ def test_cyclegan_and_pix2pix_train_with_it_and_rebuild_it(tmp_path, unpaired_ro
     train_cli(CYCLEGAN, tmp_path / "cg", [f"data.root={unpaired_root}", *hard])
     ckpt = load_checkpoint(tmp_path / "cg" / "00000-tiny" / "checkpoints" / "latest.pt")
     assert cyclegan_generator(ckpt, "AtoB", "cg").attention.hard
-    assert not cyclegan_generator(with_mask_hard(ckpt, False, "cg"), "AtoB", "cg").attention.hard  # --mask-soft
+    assert not cyclegan_generator(with_mask_options(ckpt, False, "cg"), "AtoB", "cg").attention.hard  # --mask-soft
     make_aligned(tmp_path / "pairs", 4)
     train_cli(PIX2PIX, tmp_path / "p2p", [f"data.root={tmp_path / 'pairs'}", *hard])
     ckpt = load_checkpoint(tmp_path / "p2p" / "00000-tiny" / "checkpoints" / "latest.pt")
     assert pix2pix_generator(ckpt, "p")[1].attention.hard
-    assert not pix2pix_generator(with_mask_hard(ckpt, False, "p"), "p")[1].attention.hard
+    assert not pix2pix_generator(with_mask_options(ckpt, False, "p"), "p")[1].attention.hard
 
 
 @pytest.mark.parametrize("config", [STARGAN, CYCLEGAN, PIX2PIX], ids=["stargan", "cyclegan", "pix2pix"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
 
-from common.checkpoint import atomic_save, load_checkpoint, new_checkpoint, with_mask_hard
+from common.checkpoint import atomic_save, load_checkpoint, new_checkpoint, with_mask_options
 from common.config import to_dict
 from stargan.editor.session import EditorSession
 from stargan.families import FAMILIES
@@ -138,8 +138,8 @@ def test_without_an_attention_mask_each_command_refuses_in_one_line(no_mask, inp
 
 def test_the_helper_leaves_the_checkpoint_it_was_given_as_it_was(runs):
     ckpt = load_checkpoint(runs["soft"])
-    hard = with_mask_hard(ckpt, True, "soft")
+    hard = with_mask_options(ckpt, True, "soft")
     assert hard["config"]["network"]["mask_hard"] is True and ckpt["config"]["network"]["mask_hard"] is False
-    assert with_mask_hard(ckpt, None, "soft") is ckpt
+    assert with_mask_options(ckpt, None, "soft") is ckpt
     assert FAMILIES["stargan"].load(hard, "soft").nets["G"].attention.hard
     assert not FAMILIES["stargan"].load(ckpt, "soft").nets["G"].attention.hard

@@ -15,13 +15,14 @@ import torch
 from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
 from pix2pix_helpers import make_aligned
 
-from common.checkpoint import load_checkpoint, with_mask_hard
+from common.checkpoint import load_checkpoint, with_mask_options
 from common.errors import UserError
 from common.layers.masked_output import AttentionMask
 from common.networks.factory import define_generator
 from cyclegan.model import generator_from_checkpoint as cyclegan_generator
 from pix2pix.model import generator_from_checkpoint as pix2pix_generator
 from stargan.editor.session import EditorSession
+from stargan.evaluation.evaluate import default_out_dir, mask_fields
 from stargan.families import FAMILIES
 from stargan.networks import Generator
 
@@ -60,6 +61,20 @@ def test_snapping_moves_a_round_hole_onto_the_objects_outline():
         assert torch.equal(out[0][:, painted], raw[0, :3][:, painted])  # each pixel one or the other, exactly
     assert (kept[0] & ~square).sum() > 100  # thresholded alone: the ring of old background stays
     assert torch.equal(kept[6], square)  # snapped: the square and nothing else
+
+
+def test_a_patch_painted_where_the_input_has_no_edge_survives():
+    # The guided filter alone would average a flat region's mask over its window and erase a patch smaller
+    # than the window; where the input has no edge the snap keeps the thresholded mask.
+    g = torch.Generator().manual_seed(2)
+    image = -0.6 + 0.02 * torch.randn(1, 3, 32, 32, generator=g)  # flat, with pixel noise
+    raw = torch.full((1, 4, 32, 32), -0.8)
+    raw[:, :3] = 0.5
+    raw[:, 3, 13:19, 13:19] = 0.8  # a 6x6 patch painted on the flat background
+    hard = AttentionMask(hard=True).eval()(raw, image)
+    snapped = AttentionMask(hard=True, snap_radius=6).eval()(raw, image)
+    assert torch.equal(snapped, hard)
+    assert torch.equal(snapped[0, :, 13:19, 13:19], raw[0, :3, 13:19, 13:19])
 
 
 def test_training_and_the_soft_head_are_untouched():
@@ -172,12 +187,26 @@ def test_a_radius_without_the_threshold_is_a_one_line_error_that_writes_nothing(
                       "--mask-snap", "-1"], code=2)
     assert "--mask-snap" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "eval").exists()
+    with pytest.raises(UserError, match="use --mask-hard instead of --mask-soft"):
+        with_mask_options(load_checkpoint(runs["hard"]), False, "hard", 2)
     ckpt = load_checkpoint(runs["hard"])
     no_mask = {**ckpt, "config": {**ckpt["config"], "network": {**ckpt["config"]["network"],
                                                                  "attention_mask": False}}}
     with pytest.raises(UserError, match="--mask-snap 2 applies to a generator with an attention mask"):
-        with_mask_hard(no_mask, None, "no-mask", 2)
-    assert with_mask_hard(ckpt, None, "hard") is ckpt and ckpt["config"]["network"]["mask_snap_radius"] == 0
+        with_mask_options(no_mask, None, "no-mask", 2)
+
+
+def test_the_flags_name_the_eval_folder_and_metrics_say_where_the_radius_came_from(runs):
+    assert default_out_dir(runs["hard"], True, 2) == runs["hard"] / "eval-mask-hard-mask-snap2"
+    assert default_out_dir(runs["hard"], None, 0) == runs["hard"] / "eval-mask-snap0"
+    snap = FAMILIES["stargan"].load(load_checkpoint(runs["snap"]), "snap").config
+    assert mask_fields(snap, None) == {"mask_hard": True, "mask_hard_from": "checkpoint", "mask_snap_radius": 2,
+                                       "mask_snap_from": "checkpoint"}
+    soft = FAMILIES["stargan"].load(with_mask_options(load_checkpoint(runs["snap"]), False, "snap"), "snap").config
+    assert mask_fields(soft, False) == {"mask_hard": False, "mask_hard_from": "--mask-soft", "mask_snap_radius": 0,
+                                        "mask_snap_from": "--mask-soft"}  # the soft mask has nothing to snap
+    hard = FAMILIES["stargan"].load(with_mask_options(load_checkpoint(runs["snap"]), True, "snap"), "snap").config
+    assert mask_fields(hard, True)["mask_snap_radius"] == 2  # --mask-hard alone keeps the checkpoint's radius
 
 
 @pytest.mark.parametrize("config", [STARGAN, CYCLEGAN, PIX2PIX], ids=["stargan", "cyclegan", "pix2pix"])
@@ -194,7 +223,7 @@ def test_cyclegan_and_pix2pix_train_with_it_and_rebuild_it(tmp_path, unpaired_ro
     train_cli(CYCLEGAN, tmp_path / "cg", [f"data.root={unpaired_root}", *snap])
     ckpt = load_checkpoint(tmp_path / "cg" / "00000-tiny" / "checkpoints" / "latest.pt")
     assert cyclegan_generator(ckpt, "AtoB", "cg").attention.snap_radius == 2
-    assert cyclegan_generator(with_mask_hard(ckpt, None, "cg", 0), "AtoB", "cg").attention.snap_radius == 0
+    assert cyclegan_generator(with_mask_options(ckpt, None, "cg", 0), "AtoB", "cg").attention.snap_radius == 0
     make_aligned(tmp_path / "pairs", 4)
     train_cli(PIX2PIX, tmp_path / "p2p", [f"data.root={tmp_path / 'pairs'}", *snap])
     ckpt = load_checkpoint(tmp_path / "p2p" / "00000-tiny" / "checkpoints" / "latest.pt")

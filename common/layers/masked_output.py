@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from common.layers.guided_filter import guided_filter
+from common.layers.guided_filter import box_mean, guided_filter
 
 # torch.export (ONNX) warns about a tensor attribute assigned during export; older torch has no such check.
 _exporting = getattr(torch.compiler, "is_exporting", lambda: False)
@@ -45,11 +45,10 @@ class AttentionMask(nn.Module):
         settles part-way (0.6-0.7 on an object's outermost pixels, 0.88 over a flipped background) otherwise
         shows a share of the old image there. Training composes with the soft mask: thresholded in training too
         (its gradient passed straight through) the mask spread over the whole image (docs/fidelity.md).
-        ``snap_radius`` > 0 (needs ``hard``): the thresholded mask passes through a guided filter of that radius
-        (regulariser ``guide_eps``) with the input as the guide and is thresholded again, so the border between
-        what is kept and what is painted moves onto the input's edges: where the threshold cut a rounded hole
-        around an object (one ring too wide, round at a triangle's tips), the filter's local linear fit to the
-        input's colours gives the object's own outline. :attr:`last_mask` is the soft mask either way."""
+        ``snap_radius`` > 0 (needs ``hard``): the thresholded mask is snapped to the input's edges
+        (:func:`snap_to_edges`), so where the threshold cut a rounded hole around an object (one ring too wide,
+        round at a triangle's tips) the hole takes the object's own outline. :attr:`last_mask` is the soft mask
+        either way."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
@@ -90,9 +89,24 @@ class AttentionMask(nn.Module):
         if self.hard and not self.training:
             mask = (mask > 0.5).to(mask.dtype)
             if self.snap_radius:
-                snapped = guided_filter(image, mask, self.snap_radius, self.guide_eps)
-                mask = (snapped > 0.5).to(mask.dtype)
+                mask = snap_to_edges(mask, image, self.snap_radius, self.guide_eps)
         return compose(colour, mask, image)
+
+
+def snap_to_edges(mask: Tensor, guide: Tensor, radius: int, eps: float) -> Tensor:
+    """A 0/1 ``mask`` (N, 1, H, W) with its borders moved onto the edges of ``guide`` (N, 1 or 3, H, W): the mask
+    through a guided filter (radius, regulariser ``eps``) with the guide, thresholded at 0.5 again. Within each
+    window the filter fits the mask as a linear function of the guide's colours, so a pixel of one colour on the
+    wrong side of the border takes the value of its own colour's side. Where the guide has no edge within the
+    window (its variance there well below ``eps``) the filter would only average the mask, which would erase a
+    painted patch smaller than the window; there the mask is kept as it was, each pixel's filtered value weighted
+    by ``v / (v + eps)``, ``v`` the guide's variance in its window (mean over channels)."""
+    guide, hard = guide.float(), mask.float()
+    filtered = guided_filter(guide, hard, radius, eps)
+    mean = box_mean(guide, radius)
+    variance = (box_mean(guide * guide, radius) - mean * mean).clamp(min=0).mean(1, keepdim=True)
+    edge = variance / (variance + eps)
+    return (torch.lerp(hard, filtered, edge) > 0.5).to(mask.dtype)
 
 
 def heads_to_inference(module: nn.Module) -> None:

@@ -23,15 +23,17 @@ def mask_options(command):
     generator."""
     command = click.option(
         "--mask-snap", "mask_snap", default=None, type=click.IntRange(min=0), metavar="RADIUS",
-        help="With the mask thresholded: pass it through a guided filter of this radius (pixels) with the input as "
-             "the guide and threshold it again, so the border of what is kept moves onto the input's edges; 0 "
-             "turns it off, whatever the checkpoint's network.mask_snap_radius says  [default: as the "
-             "checkpoint]")(command)
+        help="With the mask thresholded (the checkpoint's network.mask_hard, or --mask-hard): pass it through a "
+             "guided filter of this radius (pixels of the image translated) with the input as the guide and "
+             "threshold it again, so the border of what is kept moves onto the input's edges (kept as it is where "
+             "the input has no edge); 0 turns it off, whatever the checkpoint's network.mask_snap_radius says  "
+             "[default: as the checkpoint]")(command)
     return click.option(
         "--mask-hard/--mask-soft", "mask_hard", default=None,
         help="Generators with an attention mask: compose with the mask thresholded at 0.5 (each pixel either the "
              "input or the painted colour) or soft, whatever the checkpoint's network.mask_hard says; training "
-             "never thresholds, so any such checkpoint takes either  [default: as the checkpoint]")(command)
+             "never thresholds, so any such checkpoint takes either; --mask-soft also turns --mask-snap off  "
+             "[default: as the checkpoint]")(command)
 
 
 # The packages whose loggers the CLI shows: library code logs, the CLI decides where it goes.

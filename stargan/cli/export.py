@@ -87,7 +87,7 @@ def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool,
     `output`; batch, height and width dynamic. With onnxruntime installed the files are checked against
     PyTorch. The folder is written to a temp name and renamed into place.
     """
-    from common.checkpoint import load_checkpoint, with_mask_hard
+    from common.checkpoint import load_checkpoint, with_mask_options
     from common.config import to_dict
     from common.errors import UserError
     from common.export.folder import check_destination, write_folder
@@ -102,7 +102,7 @@ def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool,
                             "generators)")
         require_onnx()
     source = str(checkpoint)
-    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source, mask_snap)
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source, mask_snap)
     family = family_of_checkpoint(ckpt, source)
     loaded = family.load(ckpt, source)
     nets = exported_nets(loaded, with_classifier, f"{source}: the {family.title} model")

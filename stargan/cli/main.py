@@ -128,7 +128,7 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: b
     truncated one. Two inputs that would give the same output (good.png and good.jpg in one folder) stop the
     run before anything is written, naming both. So do unreadable inputs, unless --skip-bad.
     """
-    from common.checkpoint import load_checkpoint, with_mask_hard
+    from common.checkpoint import load_checkpoint, with_mask_options
     from common.device import resolve_device
     from common.family import check_options
     from common.inference import prepare_translation, translate_jobs
@@ -136,7 +136,7 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: b
 
     dev = resolve_device(device)
     plan = prepare_translation(input_path, output_dir, overwrite=overwrite, skip_bad=skip_bad)
-    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
     family = family_of_checkpoint(ckpt, str(checkpoint))
     options = {"direction": direction, "target": target, "target_vector": target_vector,
                "all_targets": all_targets, "strength": strength, "dataset": dataset_name, "eval": eval_mode,

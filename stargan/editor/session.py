@@ -30,7 +30,7 @@ import click
 import torch
 from PIL import Image
 
-from common.checkpoint import load_checkpoint, mask_flag, with_mask_hard
+from common.checkpoint import load_checkpoint, mask_flag, mask_snap_flag, with_mask_options
 from common.data.images import load_rgb, to_tensor, write_png
 from common.device import resolve_device
 from common.errors import UserError
@@ -163,7 +163,7 @@ class EditorSession:
              mask_snap: int | None = None) -> EditorSession:
         dev = resolve_device(device)
         ckpt = load_checkpoint(checkpoint, map_location="cpu")  # as translate reads it (also an export folder)
-        ckpt = with_mask_hard(ckpt, mask_hard, str(checkpoint), mask_snap)
+        ckpt = with_mask_options(ckpt, mask_hard, str(checkpoint), mask_snap)
         family = family_of_checkpoint(ckpt, str(checkpoint))
         return cls(str(checkpoint), ckpt, family, dev, device, mask_hard, mask_snap)
 
@@ -289,7 +289,7 @@ class EditorSession:
         if self.mask_hard is not None:
             args.append(mask_flag(self.mask_hard))
         if self.mask_snap is not None:
-            args += ["--mask-snap", str(self.mask_snap)]
+            args += mask_snap_flag(self.mask_snap).split()
         if self.device_flag != "auto":
             args += ["--device", self.device_flag]
         return "stargan translate " + shlex.join(args)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, mask_flag, mask_snap_flag, with_mask_hard
+from common.checkpoint import load_checkpoint, mask_flag, mask_snap_flag, with_mask_options
 from common.data.celeba_attrs import read_attr_file
 from common.data.shapes import CF_DIR, CF_INDEX, SCHEMA_FILE, load_counterfactuals, load_nuisance
 from common.device import resolve_device
@@ -84,12 +84,13 @@ def mask_fields(config: Any, mask_hard: bool | None, mask_snap: int | None = Non
     """metrics.json's record of how the attention mask composed: ``mask_hard`` (thresholded at inference, as
     the generator built from ``config`` does), ``mask_snap_radius`` (the thresholded mask snapped to the input's
     edges with that radius; 0 = not), and where each came from (``mask_hard_from``, ``mask_snap_from``: the
-    checkpoint, or the option that set it)."""
+    checkpoint, or the option that set it; ``--mask-soft`` alone turns the snap off)."""
     network = getattr(config, "network", None)
     used = bool(getattr(network, "attention_mask", False) and getattr(network, "mask_hard", False))
     return {"mask_hard": used, "mask_hard_from": "checkpoint" if mask_hard is None else mask_flag(mask_hard),
             "mask_snap_radius": int(getattr(network, "mask_snap_radius", 0)) if used else 0,
-            "mask_snap_from": "checkpoint" if mask_snap is None else mask_snap_flag(mask_snap)}
+            "mask_snap_from": mask_snap_flag(mask_snap) if mask_snap is not None
+            else mask_flag(False) if mask_hard is False else "checkpoint"}
 
 
 def _shared_logits(model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
@@ -190,8 +191,8 @@ def _counterfactual_index(data_dir: Path, schema: LabelSchema) -> dict[str, dict
 
 def _load_model(checkpoint: str | os.PathLike, mask_hard: bool | None = None, mask_snap: int | None = None):
     """The checkpoint's networks, labels and typed config (``mask_hard``, ``mask_snap``: as
-    :func:`with_mask_hard`); refuses families whose G takes no target labels."""
-    ckpt = with_mask_hard(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
+    :func:`with_mask_options`); refuses families whose G takes no target labels."""
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
     family = family_of_checkpoint(ckpt, str(checkpoint))
     if not family.label_conditioned:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.label_conditioned)

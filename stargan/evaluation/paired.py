@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, with_mask_hard
+from common.checkpoint import load_checkpoint, with_mask_options
 from common.data.images import as_rgb, to_channels
 from common.data.shapes.paired import load_paired_view
 from common.device import resolve_device
@@ -207,7 +207,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     source = str(checkpoint)
     if ckpt is None:
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    ckpt = with_mask_hard(ckpt, mask_hard, source, mask_snap)
+    ckpt = with_mask_options(ckpt, mask_hard, source, mask_snap)
     family = family_of_checkpoint(ckpt, source)
     if not family.paired:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.paired)

@@ -19,9 +19,14 @@ Pick = Callable[[str], Block | None]  # section name -> the row's block of that 
 Cells = Callable[[Pick], list[str]]
 
 
-def snapped(radius: int | None) -> str:
-    """The header's note on a thresholded mask snapped to the input's edges (empty when it was not)."""
-    return f" and snapped to the input's edges (radius {radius})" if radius else ""
+def mask_note(metrics: Mapping[str, Any]) -> str:
+    """The header's note on how the attention mask composed: thresholded, and snapped to the input's edges
+    (empty for a soft mask or none)."""
+    if not metrics.get("mask_hard"):
+        return ""
+    radius = metrics.get("mask_snap_radius")
+    return ", the attention mask thresholded at 0.5" + (f" and snapped to the input's edges (radius {radius})"
+                                                          if radius else "")
 
 
 def _accuracy(block: Block | None) -> str:
@@ -92,8 +97,7 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     lines = [f"{metrics.get('dataset', '')}: {counts.get('test_images', 0)} test images x "
              f"{counts.get('targets_per_image', 0)} targets = {counts.get('translations', 0)} translations "
              f"({metrics.get('split', '')}, {metrics.get('image_size')}px"
-             f"{', the attention mask thresholded at 0.5' if metrics.get('mask_hard') else ''}"
-             f"{snapped(metrics.get('mask_snap_radius'))})",
+             f"{mask_note(metrics)})",
              _table(metrics, header, judged)]
     truth_header = ["attribute"]
     if sections["counterfactual"]:
