@@ -185,8 +185,6 @@ def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap
     if mask_hard is not None:
         network["mask_hard"] = bool(mask_hard)
     if mask_snap is not None:
-        if isinstance(mask_snap, bool) or not isinstance(mask_snap, int) or mask_snap < 0:
-            raise UserError(f"{source}: --mask-snap must be an integer >= 0 (0 = off), got {mask_snap!r}")
         if mask_snap and not network.get("mask_hard", False):
             fix = "use --mask-hard instead of --mask-soft" if mask_hard is False else \
                 "add --mask-hard (network.mask_hard is false)"

@@ -63,6 +63,23 @@ def shapes(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def two_inputs(tmp_path_factory) -> Path:
+    """A folder of two random 32x32 PNGs (``make_image_folder`` seed 5), shared read-only, for translate runs."""
+    folder = tmp_path_factory.mktemp("inputs")
+    make_image_folder(folder, 2, size=(32, 32), seed=5)
+    return folder
+
+
+def translate_pngs(source: Path, inputs: Path, out: Path, *flags: str) -> dict[str, bytes]:
+    """``stargan translate --checkpoint SOURCE --input INPUTS --output OUT --device cpu FLAGS...``; the PNGs it
+    wrote, by name (one per input)."""
+    run_cli(["translate", "--checkpoint", source, "--input", inputs, "--output", out, "--device", "cpu", *flags])
+    written = {p.name: p.read_bytes() for p in sorted(Path(out).glob("*.png"))}
+    assert len(written) == len(list(Path(inputs).iterdir()))
+    return written
+
+
 def shapes_overrides(root: Path) -> list[str]:
     """``KEY=VALUE`` overrides pointing configs/stargan/tiny.yaml's dataset at a shapes folder."""
     return [f"data.datasets.0.image_dir={root / 'images'}",

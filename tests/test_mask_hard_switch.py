@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
+from conftest import run_cli, shapes_overrides, train_cli, translate_pngs
 
 from common.checkpoint import atomic_save, load_checkpoint, new_checkpoint, with_mask_options
 from common.config import to_dict
@@ -31,19 +31,8 @@ def runs(tmp_path_factory, shapes) -> dict[str, Path]:
     return {name: root / name / "00000-tiny" for name in ("soft", "hard")}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("inputs")
-    make_image_folder(folder, 2, size=(32, 32), seed=5)
-    return folder
-
-
 def _translate(source: Path, inputs: Path, out: Path, *flags: str) -> dict[str, bytes]:
-    run_cli(["translate", "--checkpoint", source, "--input", inputs, "--output", out, "--device", "cpu", *TARGET,
-             *flags])
-    written = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
-    assert len(written) == 2
-    return written
+    return translate_pngs(source, inputs, out, *TARGET, *flags)
 
 
 def test_the_two_runs_share_their_weights(runs):
@@ -54,13 +43,13 @@ def test_the_two_runs_share_their_weights(runs):
         assert all(torch.equal(soft["nets"][net][k], hard["nets"][net][k]) for k in soft["nets"][net])
 
 
-def test_translate_with_the_flag_writes_what_the_other_run_writes(runs, inputs, tmp_path):
-    soft = _translate(runs["soft"], inputs, tmp_path / "soft")
-    hard = _translate(runs["hard"], inputs, tmp_path / "hard")
+def test_translate_with_the_flag_writes_what_the_other_run_writes(runs, two_inputs, tmp_path):
+    soft = _translate(runs["soft"], two_inputs, tmp_path / "soft")
+    hard = _translate(runs["hard"], two_inputs, tmp_path / "hard")
     assert soft != hard  # the threshold changes the PNGs, so the equalities below say something
-    assert _translate(runs["soft"], inputs, tmp_path / "soft-hard", "--mask-hard") == hard
-    assert _translate(runs["hard"], inputs, tmp_path / "hard-soft", "--mask-soft") == soft
-    assert _translate(runs["hard"], inputs, tmp_path / "hard-hard", "--mask-hard") == hard
+    assert _translate(runs["soft"], two_inputs, tmp_path / "soft-hard", "--mask-hard") == hard
+    assert _translate(runs["hard"], two_inputs, tmp_path / "hard-soft", "--mask-soft") == soft
+    assert _translate(runs["hard"], two_inputs, tmp_path / "hard-hard", "--mask-hard") == hard
 
 
 def test_evaluate_with_the_flag_scores_as_the_other_run_in_a_folder_of_its_own(runs):
@@ -79,16 +68,16 @@ def test_evaluate_with_the_flag_scores_as_the_other_run_in_a_folder_of_its_own(r
     assert json.loads((runs["hard"] / "eval" / "metrics.json").read_text())["mask_hard"] is True  # not replaced
 
 
-def test_export_with_the_flag_carries_it(runs, inputs, tmp_path):
+def test_export_with_the_flag_carries_it(runs, two_inputs, tmp_path):
     run_cli(["export", "--checkpoint", runs["soft"], "--out", tmp_path / "export", "--mask-hard"])
     config = json.loads((tmp_path / "export" / "export.json").read_text())["config"]
     assert config["network"]["mask_hard"] is True
-    assert _translate(tmp_path / "export", inputs, tmp_path / "exported") == \
-        _translate(runs["hard"], inputs, tmp_path / "hard")
+    assert _translate(tmp_path / "export", two_inputs, tmp_path / "exported") == \
+        _translate(runs["hard"], two_inputs, tmp_path / "hard")
 
 
-def test_the_editor_with_the_flag_shows_it_in_its_command_and_gives_its_png(runs, inputs, tmp_path):
-    image = sorted(inputs.glob("*.png"))[0]
+def test_the_editor_with_the_flag_shows_it_in_its_command_and_gives_its_png(runs, two_inputs, tmp_path):
+    image = sorted(two_inputs.glob("*.png"))[0]
     options = {"target_vector": TARGET[1]}
     pngs = {}
     for flag in (None, True):
@@ -97,7 +86,7 @@ def test_the_editor_with_the_flag_shows_it_in_its_command_and_gives_its_png(runs
             assert ("--mask-hard" in command) == (flag is True), command
             png = session.save_result(session.translate(image, options), image.name)
             pngs[flag] = png.read_bytes()
-    assert pngs[True] == _translate(runs["hard"], inputs, tmp_path / "hard")[image.name]
+    assert pngs[True] == _translate(runs["hard"], two_inputs, tmp_path / "hard")[image.name]
     assert pngs[None] != pngs[True]
 
 
@@ -118,9 +107,9 @@ def no_mask(tmp_path_factory, runs) -> Path:
 
 
 @pytest.mark.parametrize("flag", ["--mask-hard", "--mask-soft"])
-def test_without_an_attention_mask_each_command_refuses_in_one_line(no_mask, inputs, tmp_path, flag):
+def test_without_an_attention_mask_each_command_refuses_in_one_line(no_mask, two_inputs, tmp_path, flag):
     commands = {
-        "translate": ["translate", "--checkpoint", no_mask, "--input", inputs, "--output", tmp_path / "out",
+        "translate": ["translate", "--checkpoint", no_mask, "--input", two_inputs, "--output", tmp_path / "out",
                       "--device", "cpu", *TARGET, flag],
         "evaluate": ["evaluate", "--checkpoint", no_mask, "--out", tmp_path / "eval", "--device", "cpu", flag],
         "export": ["export", "--checkpoint", no_mask, "--out", tmp_path / "export", flag],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folder, run_cli, shapes_overrides, train_cli
+from conftest import run_cli, shapes_overrides, train_cli, translate_pngs
 from pix2pix_helpers import make_aligned
 
 from common.checkpoint import load_checkpoint, with_mask_options
@@ -117,19 +117,8 @@ def runs(tmp_path_factory, shapes) -> dict[str, Path]:
     return {name: root / name / "00000-tiny" for name in ("hard", "snap")}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("inputs")
-    make_image_folder(folder, 2, size=(32, 32), seed=5)
-    return folder
-
-
 def _translate(source: Path, inputs: Path, out: Path, *flags: str) -> dict[str, bytes]:
-    run_cli(["translate", "--checkpoint", source, "--input", inputs, "--output", out, "--device", "cpu", *TARGET,
-             *flags])
-    written = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
-    assert len(written) == 2
-    return written
+    return translate_pngs(source, inputs, out, *TARGET, *flags)
 
 
 def test_the_two_runs_share_their_weights_and_rebuild_their_radius(runs):
@@ -140,14 +129,14 @@ def test_the_two_runs_share_their_weights_and_rebuild_their_radius(runs):
     assert FAMILIES["stargan"].load(snap, "snap").nets["G"].attention.snap_radius == 2
 
 
-def test_translate_with_the_option_writes_what_the_other_run_writes(runs, inputs, tmp_path):
-    hard = _translate(runs["hard"], inputs, tmp_path / "hard")
-    snap = _translate(runs["snap"], inputs, tmp_path / "snap")
+def test_translate_with_the_option_writes_what_the_other_run_writes(runs, two_inputs, tmp_path):
+    hard = _translate(runs["hard"], two_inputs, tmp_path / "hard")
+    snap = _translate(runs["snap"], two_inputs, tmp_path / "snap")
     assert hard != snap  # snapping changes the PNGs, so the equalities below say something
-    assert _translate(runs["hard"], inputs, tmp_path / "hard-snap", "--mask-snap", "2") == snap
-    assert _translate(runs["snap"], inputs, tmp_path / "snap-0", "--mask-snap", "0") == hard
-    soft = _translate(runs["hard"], inputs, tmp_path / "soft", "--mask-soft")
-    assert _translate(runs["snap"], inputs, tmp_path / "snap-soft", "--mask-soft") == soft  # nothing to snap
+    assert _translate(runs["hard"], two_inputs, tmp_path / "hard-snap", "--mask-snap", "2") == snap
+    assert _translate(runs["snap"], two_inputs, tmp_path / "snap-0", "--mask-snap", "0") == hard
+    soft = _translate(runs["hard"], two_inputs, tmp_path / "soft", "--mask-soft")
+    assert _translate(runs["snap"], two_inputs, tmp_path / "snap-soft", "--mask-soft") == soft  # nothing to snap
 
 
 def test_evaluate_with_the_option_scores_as_the_other_run_in_a_folder_of_its_own(runs):
@@ -166,21 +155,21 @@ def test_evaluate_with_the_option_scores_as_the_other_run_in_a_folder_of_its_own
     assert json.loads((runs["snap"] / "eval" / "metrics.json").read_text())["mask_snap_radius"] == 2  # kept
 
 
-def test_export_carries_it_and_the_editor_shows_it(runs, inputs, tmp_path):
+def test_export_carries_it_and_the_editor_shows_it(runs, two_inputs, tmp_path):
     run_cli(["export", "--checkpoint", runs["hard"], "--out", tmp_path / "export", "--mask-snap", "2"])
     config = json.loads((tmp_path / "export" / "export.json").read_text())["config"]
     assert config["network"]["mask_snap_radius"] == 2
-    snap = _translate(runs["snap"], inputs, tmp_path / "snap")
-    assert _translate(tmp_path / "export", inputs, tmp_path / "exported") == snap
-    image = sorted(inputs.glob("*.png"))[0]
+    snap = _translate(runs["snap"], two_inputs, tmp_path / "snap")
+    assert _translate(tmp_path / "export", two_inputs, tmp_path / "exported") == snap
+    image = sorted(two_inputs.glob("*.png"))[0]
     with closing(EditorSession.open(runs["hard"], "cpu", mask_snap=2)) as session:
         options = {"target_vector": TARGET[1]}
         assert "--mask-snap 2" in session.command(str(image), options)
         assert session.save_result(session.translate(image, options), image.name).read_bytes() == snap[image.name]
 
 
-def test_a_radius_without_the_threshold_is_a_one_line_error_that_writes_nothing(runs, inputs, tmp_path):
-    result = run_cli(["translate", "--checkpoint", runs["hard"], "--input", inputs, "--output", tmp_path / "out",
+def test_a_radius_without_the_threshold_is_a_one_line_error_that_writes_nothing(runs, two_inputs, tmp_path):
+    result = run_cli(["translate", "--checkpoint", runs["hard"], "--input", two_inputs, "--output", tmp_path / "out",
                       "--device", "cpu", *TARGET, "--mask-soft", "--mask-snap", "2"], code=2)
     assert result.output.count("\n") == 1 and "--mask-snap 2" in result.output and "--mask-hard" in result.output
     result = run_cli(["evaluate", "--checkpoint", runs["hard"], "--out", tmp_path / "eval", "--device", "cpu",
