@@ -114,7 +114,10 @@ class NetworkConfig:
     off by default (ours, docs/fidelity.md). mask_snap_radius: with mask_hard, > 0 passes the thresholded mask through
     a guided filter of that radius (regulariser mask_guide_eps) with the input as the guide and thresholds it again,
     so the border between what is kept and what is painted moves onto the input's edges (inference only; 0 = off;
-    ours, docs/fidelity.md)."""
+    ours, docs/fidelity.md). texture_periods: [shortest, longest] initial period of the waves in pixels (> 2; the
+    default [3, 32] as measured since the waves came). texture_spread: ``random`` (each wave's direction and period
+    drawn independently, the default) or ``even`` (a shifted Fibonacci lattice over direction and log-period, so
+    no texture frequency in the range starts far from every wave; the frequencies move little in training)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64
@@ -131,6 +134,8 @@ class NetworkConfig:
     texture_after_guide: bool = False
     mask_hard: bool = False
     mask_snap_radius: int = 0
+    texture_periods: tuple[float, float] = (3.0, 32.0)
+    texture_spread: Literal["random", "even"] = "random"
 
     def validate(self, where: str) -> None:
         for key, minimum in (("g_conv_dim", 1), ("d_conv_dim", 1), ("g_repeat_num", 0), ("d_repeat_num", 1),
@@ -151,6 +156,13 @@ class NetworkConfig:
         check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
                     "false without network.attention_mask: true (it thresholds the attention mask)")
         check_mask_snap(where, self.mask_snap_radius, self.mask_hard)
+        shortest, longest = self.texture_periods
+        check_value(where, "network.texture_periods", list(self.texture_periods), 2 < shortest <= longest,
+                    "[shortest, longest] in pixels with 2 < shortest <= longest")
+        for key, default in (("texture_periods", (3.0, 32.0)), ("texture_spread", "random")):
+            value = getattr(self, key)
+            check_value(where, f"network.{key}", value, self.texture_features > 0 or value == default,
+                        f"{default!r} (the default) unless texture_features > 0")
 
 
 @dataclass

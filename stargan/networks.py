@@ -64,7 +64,8 @@ class Generator(nn.Module):
                  upsample: str = "transposed", skip: bool = False, mask_guide_radius: int = 0,
                  mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
                  texture_floor: float = 0.0, texture_after_guide: bool = False, mask_hard: bool = False,
-                 mask_snap_radius: int = 0) -> None:
+                 mask_snap_radius: int = 0, texture_periods: tuple[float, float] = (3.0, 32.0),
+                 texture_spread: str = "random") -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -109,6 +110,10 @@ class Generator(nn.Module):
             mask_snap_radius: with ``mask_hard``, > 0 passes the thresholded mask through a guided filter of
                 this radius (regulariser ``mask_guide_eps``) with the input as the guide and thresholds it again,
                 so the border of what is kept moves onto the input's edges. Inference only; parameter-free.
+            texture_periods: ``(shortest, longest)`` initial period of the waves in pixels (``periods`` of
+                :class:`~common.layers.fourier_texture.FourierTexture`).
+            texture_spread: ``random`` or ``even``, how the waves' initial frequencies are spread over that range
+                (``spread`` of :class:`~common.layers.fourier_texture.FourierTexture`).
         """
         super().__init__()
         if upsample not in UPSAMPLING:
@@ -164,7 +169,8 @@ class Generator(nn.Module):
         self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
                                        mask_snap_radius) if attention_mask else None
         self.skip = skip
-        self.texture = FourierTexture(last_in, texture_features) if texture_features else None
+        self.texture = (FourierTexture(last_in, texture_features, tuple(texture_periods), texture_spread)
+                        if texture_features else None)
         self.texture_to_colour = None
         if texture_features:
             self.texture_to_colour = nn.Conv2d(texture_features, 3, kernel_size=7, stride=1, padding=3, bias=False)
