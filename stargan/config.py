@@ -159,8 +159,9 @@ class NetworkConfig:
         shortest, longest = self.texture_periods
         check_value(where, "network.texture_periods", list(self.texture_periods), 2 < shortest <= longest,
                     "[shortest, longest] in pixels with 2 < shortest <= longest")
-        for key, default in (("texture_periods", (3.0, 32.0)), ("texture_spread", "random")):
+        for key, default in (("texture_periods", [3.0, 32.0]), ("texture_spread", "random")):
             value = getattr(self, key)
+            value = list(value) if isinstance(value, tuple) else value
             check_value(where, f"network.{key}", value, self.texture_features > 0 or value == default,
                         f"{default!r} (the default) unless texture_features > 0")
 

@@ -262,3 +262,80 @@ def test_waves_after_the_guide_without_waves_or_the_colour_filter_is_a_one_line_
     result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + overrides, code=2)
     assert "network.texture_after_guide" in result.output and "mask_guide_colour" in result.output, result.output
     assert result.output.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def _nearest_wave(frequency: torch.Tensor, target: torch.Tensor) -> float:
+    """Distance (rad/px) from ``target`` to the nearest wave; a wave and its opposite are the same texture."""
+    return torch.minimum((frequency - target).norm(dim=1), (frequency + target).norm(dim=1)).min().item()
+
+
+def test_even_spread_puts_one_wave_in_each_slice_of_the_period_range_and_leaves_no_direction_uncovered():
+    lo, hi, n = 3.0, 12.0, 16
+    for seed in range(10):
+        torch.manual_seed(seed)
+        frequency = FourierTexture(in_channels=2, features=n, periods=(lo, hi), spread="even").frequency.detach()
+        period = 2 * math.pi / frequency.norm(dim=1)
+        slice_of = ((period.log() - math.log(lo)) / (math.log(hi) - math.log(lo)) * n).floor().long()
+        assert sorted(slice_of.tolist()) == list(range(n)), seed
+        direction = (torch.atan2(frequency[:, 1], frequency[:, 0]) % math.pi).sort().values / math.pi
+        gaps = torch.cat([direction.diff(), 1 + direction[:1] - direction[-1:]])  # on the half circle
+        assert gaps.max() < 1.6 / n, seed
+    torch.manual_seed(3)
+    again = FourierTexture(in_channels=2, features=n, periods=(lo, hi), spread="even").frequency
+    torch.manual_seed(3)
+    assert torch.equal(again, FourierTexture(in_channels=2, features=n, periods=(lo, hi), spread="even").frequency)
+
+
+def test_even_spread_starts_a_wave_nearer_every_texture_frequency_than_random_draws_do_in_the_worst_seed():
+    # Textures of period 4-9 px at five directions; what a seed could not reach is the farthest of them.
+    probes = [torch.tensor([math.cos(a), math.sin(a)]) * 2 * math.pi / p
+              for p in (4.0, 6.4, 9.0) for a in (0.3, 0.785, 1.2, 2.0, 2.7)]
+    worst = {}
+    for spread in ("random", "even"):
+        gaps = []
+        for seed in range(20):
+            torch.manual_seed(seed)
+            frequency = FourierTexture(in_channels=2, features=16, periods=(3.0, 12.0), spread=spread).frequency
+            gaps.append(max(_nearest_wave(frequency.detach(), probe) for probe in probes))
+        worst[spread] = max(gaps)
+    assert worst["even"] < 0.6 < worst["random"], worst
+
+
+def test_the_layer_refuses_a_period_at_or_below_nyquist_a_reversed_range_and_an_unknown_spread():
+    for periods in ((2.0, 12.0), (12.0, 3.0)):
+        with pytest.raises(ValueError, match="2 < shortest <= longest"):
+            FourierTexture(in_channels=2, features=4, periods=periods)
+    with pytest.raises(ValueError, match="one of .*random.*even"):
+        FourierTexture(in_channels=2, features=4, spread="grid")
+
+
+def test_texture_periods_and_spread_reach_the_trained_generator_from_the_cli(tmp_path, shapes):
+    base = shapes_overrides(shapes) + ["network.texture_features=6", "network.attention_mask=true",
+                                       "network.texture_periods=[3, 6]", "network.texture_spread=even"]
+    train_cli(STARGAN, tmp_path / "full", base)
+    ckpt = load_checkpoint(tmp_path / "full" / "00000-tiny" / "checkpoints" / "latest.pt")
+    assert ckpt["config"]["network"]["texture_periods"] == [3.0, 6.0]
+    assert ckpt["config"]["network"]["texture_spread"] == "even"
+    # A few tiny steps move a frequency by far less than the range: every wave still has a period of 3-6 px,
+    # which six waves drawn over the default 3-32 px would not (checked below on the same seed).
+    period = 2 * math.pi / ckpt["nets"]["G"]["texture.frequency"].norm(dim=1)
+    assert period.min() > 2.9 and period.max() < 6.2, period
+    train_cli(STARGAN, tmp_path / "default", shapes_overrides(shapes) + ["network.texture_features=6",
+                                                                       "network.attention_mask=true"])
+    default = load_checkpoint(tmp_path / "default" / "00000-tiny" / "checkpoints" / "latest.pt")
+    assert default["config"]["network"]["texture_periods"] == [3.0, 32.0]
+    assert (2 * math.pi / default["nets"]["G"]["texture.frequency"].norm(dim=1)).max() > 6.2
+
+
+@pytest.mark.parametrize("overrides, key, expected", [
+    (["network.texture_features=4", "network.texture_periods=[2, 12]"], "network.texture_periods", "2 < shortest"),
+    (["network.texture_features=4", "network.texture_periods=[12, 3]"], "network.texture_periods", "2 < shortest"),
+    (["network.texture_features=4", "network.texture_periods=[3]"], "network.texture_periods", "2 items"),
+    (["network.texture_features=4", "network.texture_spread=grid"], "network.texture_spread", "'even'"),
+    (["network.texture_spread=even"], "network.texture_spread", "unless texture_features > 0"),
+    (["network.texture_periods=[3, 12]"], "network.texture_periods", "unless texture_features > 0"),
+])
+def test_bad_texture_periods_or_spread_are_one_line_errors(tmp_path, shapes, overrides, key, expected):
+    result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + overrides, code=2)
+    assert key in result.output and expected in result.output, result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -31,12 +31,13 @@ class FourierTexture(nn.Module):
         periods: ``(shortest, longest)`` initial period in pixels (> 2, the Nyquist limit); the periods are
             log-uniform between them.
         spread: how the initial frequencies are drawn. ``random``: each wave's direction and log-period
-            independently uniform (two waves may start side by side and leave a gap). ``even``: a Fibonacci lattice over
-            (log-period, direction) with a random shift: one wave per equal slice of the log-period range, the
-            directions a golden-ratio sequence over the half circle (a wave and its opposite are the same
-            texture), so no texture frequency in the range is far from every wave. Frequencies move by gradient descent only
-            a little (about 0.05-0.08 rad/px over 2,000 iterations at 64x64, docs/fidelity.md), so where they
-            start decides which textures the generator can find.
+            independently uniform (two waves may start side by side and leave a gap). ``even``: a Fibonacci
+            lattice over (log-period, direction) with a random shift: one wave per equal slice of the
+            log-period range, the directions a golden-ratio sequence over the half circle (a wave and its
+            opposite are the same texture), so no texture frequency in the range starts far from every wave.
+            The frequencies move little in training (about 0.05-0.08 rad/px over 2,000 iterations at 64x64);
+            on the shapes benchmark the even start still did not decide which seeds draw the stripes
+            (docs/fidelity.md, 2026-12-06).
     """
 
     def __init__(self, in_channels: int, features: int, periods: tuple[float, float] = PERIOD_RANGE,
