@@ -61,8 +61,10 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
     assert ckpt["config"]["network"]["attention_mask"] is preserving
     assert ckpt["config"]["loss"]["lambda_mask_binary"] == (0.05 if preserving else 0.0)
     assert ckpt["config"]["network"]["mask_guide_radius"] == (2 if preserving else 0)
-    assert ("G_ema" in ckpt["nets"]) is preserving
-
+    # At 32x32 the mask stays soft (thresholding it cost the background flip there; demo.inference_options).
+    assert ckpt["config"]["network"]["mask_hard"] is False
+    metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
+    assert metrics["mask_hard"] is False
 
 def test_demo_recipe_choices_are_the_recipes():
     from stargan.cli.main import demo as demo_command
@@ -85,3 +87,32 @@ def test_demo_set_restores_the_unfiltered_mask(tmp_path, monkeypatch):
     network = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "latest.pt")["config"]["network"]
     assert network["mask_guide_radius"] == 0 and network["attention_mask"] is True
     assert summary["overrides"] == ["network.mask_guide_radius=0"]
+
+
+def test_demo_thresholds_and_snaps_from_64_px_and_set_overrides_it():
+    assert demo.inference_options("preserving", 64)["network"] == {"mask_hard": True, "mask_snap_radius": 6}
+    assert demo.inference_options("preserving", 128)["network"]["mask_snap_radius"] == 12
+    assert demo.inference_options("preserving", 48) == {} and demo.inference_options("official", 64) == {}
+    schema = {"attrs": ["Red", "Blue"], "exclusive": [["Red", "Blue"]]}
+    cfg = demo._stargan_config(("network.mask_hard=false", "network.mask_snap_radius=0"), 0, 64, None,
+                               Path("data"), schema, "cpu", 60.0, "preserving")
+    assert cfg.network.mask_hard is False and cfg.network.mask_snap_radius == 0
+
+
+def test_demo_at_64_px_translates_with_the_snapped_mask(tmp_path, monkeypatch):
+    """`stargan demo --size 64`: the checkpoint carries the thresholded mask snapped with radius 6, and the
+    evaluation composed with it."""
+    monkeypatch.setitem(demo.DATA, "n", 60)
+    monkeypatch.setitem(demo.CLASSIFIER, "epochs", 1)
+    monkeypatch.setattr(demo, "CLASSIFIER_MIN_IMAGES", 0)
+    monkeypatch.setitem(demo.DEMO_STARGAN, "log", {**demo.DEMO_STARGAN["log"], "progress": False})
+    monkeypatch.setitem(demo.DEMO_STARGAN, "network", {**demo.DEMO_STARGAN["network"], "g_conv_dim": 8,
+                                                       "d_conv_dim": 8})
+    monkeypatch.setitem(demo.DEMO_STARGAN, "optim", {**demo.DEMO_STARGAN["optim"], "num_iters": 2,
+                                                     "num_iters_decay": 1})
+    run_cli(["demo", "--out", tmp_path / "demo", "--device", "cpu", "--size", "64"])
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    network = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "latest.pt")["config"]["network"]
+    assert network["mask_hard"] is True and network["mask_snap_radius"] == 6
+    metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
+    assert metrics["mask_hard"] is True and metrics["mask_snap_radius"] == 6

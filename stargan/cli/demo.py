@@ -53,6 +53,25 @@ RECIPES: dict[str, dict] = {
                    "ema": {"decay": 0.999}},
     "official": {},
 }
+# Inference only, with the preserving recipe from 64x64 up (training is unchanged; `stargan evaluate --mask-soft`
+# undoes it): the mask thresholded at 0.5 and snapped to the input's edges by a guided filter of radius 6 px per 64
+# of the image side (as configs/stargan/shapes64.yaml), so a recoloured object takes the new colour to its
+# outline instead of a blend with the old one. The same weights, seeds 0 and 1 at 64x64 (docs/fidelity.md,
+# 2026-12-06): every colour x0.31-0.46 of doing nothing instead of x0.37-0.52 (seed 0's Yellow x0.46 instead of
+# x0.52). At 32x32 (seed 0) it gave the colours nothing (x0.38-0.45 instead of x0.37-0.45) and cost the
+# background flip (x0.21 instead of x0.09; all translations 0.078 instead of 0.048), so smaller images stay soft.
+THRESHOLD_FROM_SIZE = 64
+SNAP_RADIUS_PER_64 = 6
+
+
+def inference_options(recipe: str, size: int) -> dict:
+    """What the demo adds to ``recipe``'s config for translating (the checkpoint carries it to evaluate and
+    translate): the thresholded, snapped mask for the preserving recipe at image side ``size`` >= 64."""
+    if recipe != "preserving" or size < THRESHOLD_FROM_SIZE:
+        return {}
+    return {"network": {"mask_hard": True, "mask_snap_radius": round(SNAP_RADIUS_PER_64 * size / 64)}}
+
+
 DATA = {"n": 3000}
 CLASSIFIER = {"epochs": 2, "width": 16, "batch_size": 64}
 # The classifier also learns shape, position and size; it needs to see this many images (2 epochs of the default
@@ -78,8 +97,9 @@ def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations
     if recipe not in RECIPES:
         raise UserError(f"--recipe {recipe!r} is not one of {sorted(RECIPES)}")
     config = copy.deepcopy(DEMO_STARGAN)
-    for section, values in RECIPES[recipe].items():
-        config.setdefault(section, {}).update(values)
+    for options in (RECIPES[recipe], inference_options(recipe, size)):
+        for section, values in options.items():
+            config.setdefault(section, {}).update(values)
     config["seed"] = seed
     config["data"]["image_size"] = size
     if iterations:
