@@ -18,10 +18,11 @@ from common.labels.schema import Group, LabelSchema
 from common.labels.targets import single_changes
 from common.metrics import fid_from_features, kid_from_features
 from common.metrics.image_error import RunningMean, changed_region, l1_error, psnr, region_l1
+from common.metrics.texture import texture_match
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
-COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept")
+COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept", "texture")
 # With an attention-mask generator: the mean mask where the truth changes and where it equals the input.
 MASK_METRICS = ("mask_changed", "mask_kept")
 
@@ -154,7 +155,9 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | No
     """Translation ``y`` and the do-nothing baseline ``x`` against the ground truth, per image; and ``y``'s
     error split into the region the edit should change (where the truth differs from the input) and the
     region it should keep (the rest; there the do-nothing error is 0, so any error is damage). An image
-    without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``). With ``mask`` (an attention
+    without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``). ``texture``: over the images
+    whose truth has a dominant periodic texture (stripes), 1 where ``y``'s dominant frequency is the truth's,
+    whatever the phase (:mod:`common.metrics.texture`), else 0. With ``mask`` (an attention
     mask (N, 1, H, W) in [0, 1]) also its mean over the same two regions (``mask_changed``, ``mask_kept``):
     where it should keep, an open mask means G repaints what must stay (the object under a background flip),
     whatever the repaint's error."""
@@ -164,6 +167,8 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | No
     errors = {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
               "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
               "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
+    match, textured = texture_match(y, truth)
+    errors["texture"] = match[textured].to(torch.float64).cpu()
     if mask is not None:
         zero = torch.zeros_like(mask)
         errors["mask_changed"] = region_l1(mask, zero, changed)[0][has_changed].cpu()

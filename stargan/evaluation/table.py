@@ -1,4 +1,4 @@
-"""The plain-text summary of an evaluation's metrics: two tables of at most about 110 columns (what the classifier
+"""The plain-text summary of an evaluation's metrics: two tables of at most about 130 columns (what the classifier
 says, and the errors against ground truth), then one line per overall figure."""
 from __future__ import annotations
 
@@ -47,13 +47,16 @@ def _nuisance_lines(nuisance: Block) -> list[str]:
 def _counterfactual_cells(cf: Block | None, with_mask: bool) -> list[str]:
     cf = cf or {}
     if not cf.get("n"):
-        return ["-"] * (4 if with_mask else 3)
+        return ["-"] * (5 if with_mask else 4)
     ratio = f" x{cf['l1_ratio']:.2f}" if cf.get("l1_ratio") is not None else ""
     cells = [f"{fmt_number(cf['l1'])} ({fmt_number(cf['baseline_l1'])}){ratio} n={cf['n']}",
              f"{fmt_number(cf.get('l1_changed'))} / {fmt_number(cf.get('l1_kept'))}"]
     if with_mask:
         cells.append(f"{fmt_number(cf.get('mask_changed'))} / {fmt_number(cf.get('mask_kept'))}")
-    return cells + [f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}"]
+    cells.append(f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}")
+    # Only translations whose truth is periodic count; "-" where none is.
+    texture_n = cf.get("texture_n", cf["n"])
+    return cells + [f"{fmt_number(cf.get('texture'))} n={texture_n}" if cf.get("texture") is not None else "-"]
 
 
 def _table(metrics: Mapping[str, Any], header: list[str], cells: Cells) -> str:
@@ -102,7 +105,8 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     truth_header = ["attribute"]
     if sections["counterfactual"]:
         truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept",
-                         *(["mask changed / kept"] if with_mask else []), "cf PSNR (do-nothing)"]
+                         *(["mask changed / kept"] if with_mask else []), "cf PSNR (do-nothing)",
+                         "texture"]
     if sections["fid"]:
         truth_header += ["FID"]
     if len(truth_header) > 1:
