@@ -61,10 +61,12 @@ def test_demo_command_end_to_end_in_miniature(tmp_path, monkeypatch, recipe):
     assert ckpt["config"]["network"]["attention_mask"] is preserving
     assert ckpt["config"]["loss"]["lambda_mask_binary"] == (0.05 if preserving else 0.0)
     assert ckpt["config"]["network"]["mask_guide_radius"] == (2 if preserving else 0)
+    assert ("G_ema" in ckpt["nets"]) is preserving
     # At 32x32 the mask stays soft (thresholding it cost the background flip there; demo.inference_options).
     assert ckpt["config"]["network"]["mask_hard"] is False
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
     assert metrics["mask_hard"] is False
+
 
 def test_demo_recipe_choices_are_the_recipes():
     from stargan.cli.main import demo as demo_command
@@ -94,9 +96,15 @@ def test_demo_thresholds_and_snaps_from_64_px_and_set_overrides_it():
     assert demo.inference_options("preserving", 128)["network"]["mask_snap_radius"] == 12
     assert demo.inference_options("preserving", 48) == {} and demo.inference_options("official", 64) == {}
     schema = {"attrs": ["Red", "Blue"], "exclusive": [["Red", "Blue"]]}
-    cfg = demo._stargan_config(("network.mask_hard=false", "network.mask_snap_radius=0"), 0, 64, None,
-                               Path("data"), schema, "cpu", 60.0, "preserving")
-    assert cfg.network.mask_hard is False and cfg.network.mask_snap_radius == 0
+
+    def network(*overrides):
+        return demo._stargan_config(overrides, 0, 64, None, Path("data"), schema, "cpu", 60.0, "preserving").network
+
+    assert (network().mask_hard, network().mask_snap_radius) == (True, 6)
+    # The README's way back to the soft mask: one override, the snap goes with the threshold.
+    assert (network("network.mask_hard=false").mask_hard, network("network.mask_hard=false").mask_snap_radius) \
+        == (False, 0)
+    assert network("network.mask_snap_radius=3").mask_snap_radius == 3  # an override of one key wins
 
 
 def test_demo_at_64_px_translates_with_the_snapped_mask(tmp_path, monkeypatch):

@@ -50,6 +50,21 @@ def test_a_striped_scene_is_textured_and_a_solid_one_is_not():
     assert textured.item() and not match.item()
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_the_same_scene_striped_at_another_phase_matches(size):
+    """The data's stripes (45 degrees, period max(4, size / 10)) drawn at another phase: a match at every phase
+    (at 32x32 the peak can fall on a diagonal neighbour of the truth's bin)."""
+    def scene(phase):
+        params = ShapesParams(colour="Blue", striped=True, dark_background=False, shape="square", cx=0.45, cy=0.55,
+                              radius=0.25, rotation=20.0, stripe_phase=phase, gradient_angle=0.0, noise_seed=5)
+        return (torch.from_numpy(render(params, size)).permute(2, 0, 1).float() / 127.5 - 1)[None]
+
+    truth = scene(0.0)
+    phases = [0.1 * k for k in range(1, 10)]
+    match, textured = texture_match(torch.cat([scene(p) for p in phases]), truth.expand(len(phases), -1, -1, -1))
+    assert textured.all() and match.all(), match.tolist()
+
+
 def test_images_too_small_for_the_band_count_as_untextured():
     match, textured = texture_match(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
     assert not textured.any() and not match.any()
@@ -77,7 +92,8 @@ def test_evaluate_reports_texture_for_the_oracle_and_not_for_doing_nothing(tmp_p
     n_added = per["Striped"]["texture_n"]
     assert per["Striped"]["texture"] == 1.0 and 0 < n_added < per["Striped"]["n"]
     assert per["Dark_Background"]["texture"] == 1.0
-    assert f"1.000 n={n_added}" in format_table(oracle)
+    assert per["Striped"]["baseline_texture"] <= 0.2  # the solid input has no stripes to match
+    assert f"1.000 ({per['Striped']['baseline_texture']:.3f}) n={n_added}" in format_table(oracle)
     _replace_g(monkeypatch, _Identity())
     nothing = evaluate(ckpt, data, out_dir=tmp_path_factory.mktemp("i"), device="cpu", batch_size=4, progress=False)
     per = nothing["counterfactual"]["per_attribute"]

@@ -6,6 +6,7 @@
 * :mod:`.image_error` — per-image L1 and PSNR.
 * :mod:`.ssim` — per-image SSIM (Wang et al. 2004, Gaussian window).
 * :mod:`.classifier` — the attribute classifier of the StarGAN paper's protocol.
+* :mod:`.texture` — whether a translation's dominant spatial frequency is the ground truth's (phase-free).
 """
 from common.metrics.classifier import (
     AttributeClassifier,

@@ -7,8 +7,10 @@ high-passed (minus its 7x7 box mean, so flat colour and smooth gradients drop ou
 spectrum searched within the band of periods ``[shortest, longest]`` pixels. The ground truth counts as
 textured when the peak and its mirror image (a real image's spectrum is symmetric), each with its neighbouring
 bins, hold at least ``min_share`` of the band's power (on 200 test images of the 64x64 shapes data: 0.10-0.74
-for striped objects, 95% of them above 0.13; 0.04-0.17 for solid ones); a translation matches when its own
-peak lies within ``tolerance`` x the truth's frequency of the truth's peak or its mirror.
+for striped objects, 95% of them above 0.13; 0.04-0.17 for solid ones), so a faint texture on a small object
+may not count; a translation matches when its own peak lies within ``tolerance`` x the truth's frequency of the
+truth's peak or its mirror, and at least within 1.5 frequency bins (a diagonal neighbour of the truth's bin,
+where the peak of the same stripes at another phase can fall).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from torch import Tensor
 SHORTEST_PERIOD = 3.0
 MIN_SHARE = 0.2
 TOLERANCE = 0.15
+MIN_BINS = 1.5
 _BOX = 7
 
 
@@ -30,7 +33,7 @@ def dominant_frequency(images: Tensor, shortest: float = SHORTEST_PERIOD,
     its mirror."""
     if images.ndim != 4:
         raise ValueError(f"expected images (N, C, H, W), got {tuple(images.shape)}")
-    n, _, h, w = images.shape
+    _, _, h, w = images.shape
     longest = min(h, w) / 4 if longest is None else longest
     if not 2 <= shortest <= longest:
         raise ValueError(f"need 2 <= shortest <= longest periods, got {shortest}, {longest}")
@@ -64,16 +67,19 @@ def dominant_frequency(images: Tensor, shortest: float = SHORTEST_PERIOD,
 
 def texture_match(y: Tensor, truth: Tensor, min_share: float = MIN_SHARE,
                   tolerance: float = TOLERANCE) -> tuple[Tensor, Tensor]:
-    """``(match, textured)``, both (N,) booleans: whether the ground truth has a dominant periodic texture
-    (:func:`dominant_frequency`'s share >= ``min_share``), and whether translation ``y``'s dominant frequency is
-    within ``tolerance`` x the truth's of the truth's peak (either sign; phase plays no part)."""
+    """``(match, textured)``, both (N,) booleans: whether translation ``y``'s dominant frequency is within
+    ``tolerance`` x the truth's (at least 1.5 bins) of the truth's peak (either sign; phase plays no part), and
+    whether the ground truth has a dominant periodic texture (:func:`dominant_frequency`'s share >=
+    ``min_share``)."""
     if y.shape != truth.shape:
         raise ValueError(f"image shapes differ: {tuple(y.shape)} vs {tuple(truth.shape)}")
     if min(truth.shape[-2:]) / 4 < SHORTEST_PERIOD:
         # Too small to hold a period of 3 pixels four times over: nothing counts as textured.
-        none = torch.zeros(truth.shape[0], dtype=torch.bool, device=truth.device)
-        return none, none
+        def none() -> Tensor:
+            return torch.zeros(truth.shape[0], dtype=torch.bool, device=truth.device)
+        return none(), none()
     f_truth, share = dominant_frequency(truth)
     f_y, _ = dominant_frequency(y)
     distance = torch.minimum((f_y - f_truth).norm(dim=1), (f_y + f_truth).norm(dim=1))
-    return distance <= tolerance * f_truth.norm(dim=1), share >= min_share
+    allowed = (tolerance * f_truth.norm(dim=1)).clamp(min=MIN_BINS / min(truth.shape[-2:]))
+    return distance <= allowed, share >= min_share

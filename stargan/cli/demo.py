@@ -69,7 +69,7 @@ def inference_options(recipe: str, size: int) -> dict:
     translate): the thresholded, snapped mask for the preserving recipe at image side ``size`` >= 64."""
     if recipe != "preserving" or size < THRESHOLD_FROM_SIZE:
         return {}
-    return {"network": {"mask_hard": True, "mask_snap_radius": round(SNAP_RADIUS_PER_64 * size / 64)}}
+    return {"network": {"mask_hard": True, "mask_snap_radius": math.floor(SNAP_RADIUS_PER_64 * size / 64 + 0.5)}}
 
 
 DATA = {"n": 3000}
@@ -97,9 +97,8 @@ def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations
     if recipe not in RECIPES:
         raise UserError(f"--recipe {recipe!r} is not one of {sorted(RECIPES)}")
     config = copy.deepcopy(DEMO_STARGAN)
-    for options in (RECIPES[recipe], inference_options(recipe, size)):
-        for section, values in options.items():
-            config.setdefault(section, {}).update(values)
+    for section, values in RECIPES[recipe].items():
+        config.setdefault(section, {}).update(values)
     config["seed"] = seed
     config["data"]["image_size"] = size
     if iterations:
@@ -111,7 +110,14 @@ def _stargan_config(overrides: tuple[str, ...], seed: int, size: int, iterations
         "selected_attrs": schema["attrs"], "exclusive": schema["exclusive"], "crop_size": None,
     }]
     config["run"].update(device=device, max_seconds=max_seconds)
-    return from_dict(StarGANConfig, apply_overrides(config, overrides), source="stargan demo --set")
+    config = apply_overrides(config, overrides)
+    network = config.setdefault("network", {})
+    # After --set, so that `--set network.mask_hard=false` (or no mask at all) drops the snap with the threshold,
+    # and an override of either key wins.
+    if network.get("attention_mask") and network.get("mask_hard") is not False:
+        for key, value in inference_options(recipe, size).get("network", {}).items():
+            network.setdefault(key, value)
+    return from_dict(StarGANConfig, config, source="stargan demo --set")
 
 
 def run_demo(out: Path | None = None, budget_minutes: float = 5.0, device: str = "auto", seed: int = 0,

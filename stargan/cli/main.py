@@ -217,7 +217,7 @@ def import_official(path: Path, out_path: Path, attrs: str | None, exclusive: tu
               help="preserving: the attention mask (sparsity 0.02, binarisation 0.05, no TV, through a guided "
                    "filter of radius 2 with the input as guide) and an EMA of G, so edits leave the rest of the "
                    "image alone, from --size 64 up translated with the mask thresholded and snapped to the input's "
-                   "edges (radius 6 px per 64); official: the official StarGAN networks and "
+                   "edges (radius 6 px per 64, rounded); official: the official StarGAN networks and "
                    "losses (docs/fidelity.md compares them).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a value of the demo's StarGAN config after the recipe, e.g. --set ema.decay=0 "

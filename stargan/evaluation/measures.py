@@ -22,7 +22,8 @@ from common.metrics.texture import texture_match
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
-COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept", "texture")
+COUNTERFACTUAL_METRICS = ("l1", "psnr", "baseline_l1", "baseline_psnr", "l1_changed", "l1_kept", "texture",
+                          "baseline_texture")
 # With an attention-mask generator: the mean mask where the truth changes and where it equals the input.
 MASK_METRICS = ("mask_changed", "mask_kept")
 
@@ -157,10 +158,10 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | No
     region it should keep (the rest; there the do-nothing error is 0, so any error is damage). An image
     without a changed (kept) region is left out of ``l1_changed`` (``l1_kept``). ``texture``: over the images
     whose truth has a dominant periodic texture (stripes), 1 where ``y``'s dominant frequency is the truth's,
-    whatever the phase (:mod:`common.metrics.texture`), else 0. With ``mask`` (an attention
-    mask (N, 1, H, W) in [0, 1]) also its mean over the same two regions (``mask_changed``, ``mask_kept``):
-    where it should keep, an open mask means G repaints what must stay (the object under a background flip),
-    whatever the repaint's error."""
+    whatever the phase (:mod:`common.metrics.texture`), else 0; ``baseline_texture`` the same for ``x``. With
+    ``mask`` (an attention mask (N, 1, H, W) in [0, 1]) also its mean over the same two regions
+    (``mask_changed``, ``mask_kept``): where it should keep, an open mask means G repaints what must stay (the
+    object under a background flip), whatever the repaint's error."""
     changed = changed_region(x, truth)
     l1_changed, has_changed = region_l1(y, truth, changed)
     l1_kept, has_kept = region_l1(y, truth, ~changed)
@@ -169,6 +170,8 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | No
               "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
     match, textured = texture_match(y, truth)
     errors["texture"] = match[textured].to(torch.float64).cpu()
+    # Doing nothing already keeps the stripes of a striped object under a colour edit or a background flip.
+    errors["baseline_texture"] = texture_match(x, truth)[0][textured].to(torch.float64).cpu()
     if mask is not None:
         zero = torch.zeros_like(mask)
         errors["mask_changed"] = region_l1(mask, zero, changed)[0][has_changed].cpu()

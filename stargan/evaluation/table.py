@@ -1,4 +1,4 @@
-"""The plain-text summary of an evaluation's metrics: two tables of at most about 130 columns (what the classifier
+"""The plain-text summary of an evaluation's metrics: two tables of at most about 140 columns (what the classifier
 says, and the errors against ground truth), then one line per overall figure."""
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def _counterfactual_cells(cf: Block | None, with_mask: bool) -> list[str]:
     cells.append(f"{fmt_number(cf['psnr'], 2)} ({fmt_number(cf['baseline_psnr'], 2)}) n={cf['n']}")
     # Only translations whose truth is periodic count; "-" where none is.
     texture_n = cf.get("texture_n", cf["n"])
-    return cells + [f"{fmt_number(cf.get('texture'))} n={texture_n}" if cf.get("texture") is not None else "-"]
+    if cf.get("texture") is None:
+        return cells + ["-"]
+    return cells + [f"{fmt_number(cf['texture'])} ({fmt_number(cf.get('baseline_texture'))}) n={texture_n}"]
 
 
 def _table(metrics: Mapping[str, Any], header: list[str], cells: Cells) -> str:
@@ -106,7 +108,7 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     if sections["counterfactual"]:
         truth_header += ["cf L1 (do-nothing) ratio", "cf L1 changed / kept",
                          *(["mask changed / kept"] if with_mask else []), "cf PSNR (do-nothing)",
-                         "texture"]
+                         "texture (do-nothing)"]
     if sections["fid"]:
         truth_header += ["FID"]
     if len(truth_header) > 1:
