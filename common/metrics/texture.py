@@ -65,21 +65,34 @@ def dominant_frequency(images: Tensor, shortest: float = SHORTEST_PERIOD,
     return freq, torch.where(total > 0, share, torch.zeros_like(share))
 
 
-def texture_match(y: Tensor, truth: Tensor, min_share: float = MIN_SHARE,
-                  tolerance: float = TOLERANCE) -> tuple[Tensor, Tensor]:
-    """``(match, textured)``, both (N,) booleans: whether translation ``y``'s dominant frequency is within
-    ``tolerance`` x the truth's (at least 1.5 bins) of the truth's peak (either sign; phase plays no part), and
-    whether the ground truth has a dominant periodic texture (:func:`dominant_frequency`'s share >=
-    ``min_share``)."""
-    if y.shape != truth.shape:
-        raise ValueError(f"image shapes differ: {tuple(y.shape)} vs {tuple(truth.shape)}")
+def truth_texture(truth: Tensor, min_share: float = MIN_SHARE) -> tuple[Tensor, Tensor]:
+    """The ground truth's dominant frequency (N, 2) and whether it counts as textured (N,) (:func:`dominant_frequency`'s
+    share >= ``min_share``); images too small to hold a period of 3 pixels four times over are never textured."""
+    n = truth.shape[0]
     if min(truth.shape[-2:]) / 4 < SHORTEST_PERIOD:
-        # Too small to hold a period of 3 pixels four times over: nothing counts as textured.
-        def none() -> Tensor:
-            return torch.zeros(truth.shape[0], dtype=torch.bool, device=truth.device)
-        return none(), none()
+        return (torch.zeros(n, 2, dtype=torch.float64, device=truth.device),
+                torch.zeros(n, dtype=torch.bool, device=truth.device))
     f_truth, share = dominant_frequency(truth)
+    return f_truth, share >= min_share
+
+
+def matches_frequency(y: Tensor, f_truth: Tensor, tolerance: float = TOLERANCE) -> Tensor:
+    """(N,) booleans: whether ``y``'s dominant frequency is within ``tolerance`` x ``f_truth`` (at least 1.5 bins)
+    of ``f_truth``, either sign (phase plays no part). Images too small for the band never match."""
+    if min(y.shape[-2:]) / 4 < SHORTEST_PERIOD:
+        return torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
     f_y, _ = dominant_frequency(y)
     distance = torch.minimum((f_y - f_truth).norm(dim=1), (f_y + f_truth).norm(dim=1))
-    allowed = (tolerance * f_truth.norm(dim=1)).clamp(min=MIN_BINS / min(truth.shape[-2:]))
-    return distance <= allowed, share >= min_share
+    allowed = (tolerance * f_truth.norm(dim=1)).clamp(min=MIN_BINS / min(y.shape[-2:]))
+    return distance <= allowed
+
+
+def texture_match(y: Tensor, truth: Tensor, min_share: float = MIN_SHARE,
+                  tolerance: float = TOLERANCE) -> tuple[Tensor, Tensor]:
+    """``(match, textured)``, both (N,) booleans: :func:`matches_frequency` of translation ``y`` against the
+    truth's dominant frequency, and :func:`truth_texture`'s verdict on the truth. To score several images
+    against one truth, call those two directly (the truth's spectrum is then computed once)."""
+    if y.shape != truth.shape:
+        raise ValueError(f"image shapes differ: {tuple(y.shape)} vs {tuple(truth.shape)}")
+    f_truth, textured = truth_texture(truth, min_share)
+    return matches_frequency(y, f_truth, tolerance), textured

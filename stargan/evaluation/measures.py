@@ -18,7 +18,7 @@ from common.labels.schema import Group, LabelSchema
 from common.labels.targets import single_changes
 from common.metrics import fid_from_features, kid_from_features
 from common.metrics.image_error import RunningMean, changed_region, l1_error, psnr, region_l1
-from common.metrics.texture import texture_match
+from common.metrics.texture import matches_frequency, truth_texture
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -168,10 +168,10 @@ def counterfactual_errors(x: Tensor, y: Tensor, truth: Tensor, mask: Tensor | No
     errors = {"l1": l1_error(y, truth).cpu(), "psnr": psnr(y, truth).cpu(),
               "baseline_l1": l1_error(x, truth).cpu(), "baseline_psnr": psnr(x, truth).cpu(),
               "l1_changed": l1_changed[has_changed].cpu(), "l1_kept": l1_kept[has_kept].cpu()}
-    match, textured = texture_match(y, truth)
-    errors["texture"] = match[textured].to(torch.float64).cpu()
+    f_truth, textured = truth_texture(truth)
+    errors["texture"] = matches_frequency(y, f_truth)[textured].to(torch.float64).cpu()
     # Doing nothing already keeps the stripes of a striped object under a colour edit or a background flip.
-    errors["baseline_texture"] = texture_match(x, truth)[0][textured].to(torch.float64).cpu()
+    errors["baseline_texture"] = matches_frequency(x, f_truth)[textured].to(torch.float64).cpu()
     if mask is not None:
         zero = torch.zeros_like(mask)
         errors["mask_changed"] = region_l1(mask, zero, changed)[0][has_changed].cpu()
