@@ -189,7 +189,12 @@ class LossConfig:
     soft rim beside them; ours, docs/fidelity.md); lambda_mask_colour, the mean of ``(1 - m) d`` on the same masks, m
     detached (G's painted colour pulled to its input where the mask is closed, so a mask not quite closed, or
     thresholded open, shows the input rather than G's free colour; ours, docs/fidelity.md); lambda_cls_fake, D's
-    classification loss on the translations with the labels they were translated from (ours, docs/fidelity.md)."""
+    classification loss on the translations with the labels they were translated from (ours, docs/fidelity.md);
+    lambda_spectrum, a label-conditional match of the texture spectrum: for each attribute and value, the mean
+    power spectrum (grey level, high-passed, periods 3 px..a quarter of the side, phase-free) of the
+    translations that changed to that value against that of the batch's real images that have it, for the
+    attributes named in spectrum_attrs (textures, e.g. ``[Striped]``; needed when lambda_spectrum > 0)
+    (:func:`common.losses.spectrum_match_loss`; ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
     lambda_cls: float = 1.0
@@ -207,11 +212,17 @@ class LossConfig:
     mask_edge_sigma: float = 0.1
     lambda_mask_colour: float = 0.0
     lambda_cls_fake: float = 0.0
+    lambda_spectrum: float = 0.0
+    spectrum_attrs: list[str] = field(default_factory=list)
 
     def validate(self, where: str) -> None:
         check_non_negative(where, "loss", self, ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask",
                                                  "lambda_mask_tv", "lambda_mask_binary", "lambda_mask_idle",
-                                                 "lambda_mask_edge_tv", "lambda_mask_colour", "lambda_cls_fake"))
+                                                 "lambda_mask_edge_tv", "lambda_mask_colour", "lambda_cls_fake",
+                                                 "lambda_spectrum"))
+        check_value(where, "loss.spectrum_attrs", self.spectrum_attrs,
+                    bool(self.spectrum_attrs) or not self.lambda_spectrum,
+                    "the texture attributes to match (e.g. [Striped]) when loss.lambda_spectrum > 0")
         share = self.target_single_share
         check_value(where, "loss.target_single_share", share, 0 <= share <= 1, "in [0, 1]")
         check_value(where, "loss.target_single_share", share, not share or self.target != "single",

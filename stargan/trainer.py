@@ -26,7 +26,7 @@ from common.errors import UserError
 from common.labels.space import LabelSpace
 from common.labels.targets import mix_targets, random_targets, shuffle_targets, single_group_targets
 from common.layers.masked_output import mask_loss
-from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss
+from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss, spectrum_match_loss
 from common.train_config import MASK_PENALTIES
 from common.training import (
     Precision,
@@ -52,6 +52,7 @@ class StarGANTrainer(TrainerBase):
         self._setup_runtime(cfg, device)
         self.datasets = [build_dataset(entry, cfg.data, "train") for entry in cfg.data.datasets]
         self.labels = LabelSpace([e.name for e in cfg.data.datasets], [d.schema for d in self.datasets])
+        self.spectrum_columns = self._spectrum_columns()
         self.nets = {k: n.to(self.device) for k, n in build_networks(cfg.network, cfg.data.image_size,
                                                                      self.labels).items()}
         self._after_networks_built(cfg.seed)
@@ -77,6 +78,17 @@ class StarGANTrainer(TrainerBase):
                                 "datasets; resume with the config it was trained with")
             self.load_state(self.ctx.resume_from)
         self.grid_batches = self._grid_batches()
+
+    def _spectrum_columns(self) -> list[list[int]]:
+        """Per dataset, the label columns of ``loss.spectrum_attrs``; each name must be in some dataset's labels."""
+        wanted = self.cfg.loss.spectrum_attrs
+        names = [schema.names for schema in self.labels.schemas]
+        known = sorted({name for attrs in names for name in attrs})
+        for name in wanted:
+            if name not in known:
+                raise UserError(f"loss.spectrum_attrs names {name!r}, which no dataset has; "
+                                f"expected some of {', '.join(known)}")
+        return [[i for i, name in enumerate(attrs) if name in wanted] for attrs in names]
 
     def checkpoint_extra(self) -> dict:
         # The target generator is part of the exact-resume state.
@@ -184,6 +196,9 @@ class StarGANTrainer(TrainerBase):
                 g_rec, v_rec = l1_loss(x_rec, x_real, lam.lambda_rec, name="G/rec")
                 g_loss = g_fake + lam.lambda_cls * g_cls + g_rec
                 extra_terms = self._preserving_terms(G, x_real, x_fake, c_org, masks)
+                if lam.lambda_spectrum and self.spectrum_columns[dataset]:
+                    extra_terms.append(spectrum_match_loss(x_fake, x_real, label_trg, label_org, lam.lambda_spectrum,
+                                                           self.spectrum_columns[dataset], name="G/spectrum"))
                 g_loss = g_loss + sum(term for term, _ in extra_terms)
             set_requires_grad([self.nets["D"]], True)
             for values in (v_fake, v_cls, v_rec, *(v for _, v in extra_terms)):

@@ -15,14 +15,13 @@ where the peak of the same stripes at another phase can fall).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-SHORTEST_PERIOD = 3.0
+from common.spectrum import SHORTEST_PERIOD, windowed_spectrum
+
 MIN_SHARE = 0.2
 TOLERANCE = 0.15
 MIN_BINS = 1.5
-_BOX = 7
 
 
 def dominant_frequency(images: Tensor, shortest: float = SHORTEST_PERIOD,
@@ -31,23 +30,9 @@ def dominant_frequency(images: Tensor, shortest: float = SHORTEST_PERIOD,
     ``[shortest, longest]`` pixels (default ``longest``: a quarter of the shorter side), as (N, 2) frequencies
     (rows, columns) in cycles per pixel, and the share (N,) of the band's power within one bin of the peak and of
     its mirror."""
-    if images.ndim != 4:
-        raise ValueError(f"expected images (N, C, H, W), got {tuple(images.shape)}")
-    _, _, h, w = images.shape
-    longest = min(h, w) / 4 if longest is None else longest
-    if not 2 <= shortest <= longest:
-        raise ValueError(f"need 2 <= shortest <= longest periods, got {shortest}, {longest}")
-    gray = images.detach().to(torch.float64).mean(dim=1, keepdim=True)
-    pad = _BOX // 2
-    high = gray - F.avg_pool2d(F.pad(gray, (pad, pad, pad, pad), mode="replicate"), _BOX, stride=1)
-    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
-                         torch.hann_window(w, periodic=False, dtype=torch.float64)).to(images.device)
-    power = torch.fft.fft2(high[:, 0] * window).abs().pow(2)
-    fy = torch.fft.fftfreq(h, dtype=torch.float64, device=images.device)[:, None].expand(h, w)
-    fx = torch.fft.fftfreq(w, dtype=torch.float64, device=images.device)[None, :].expand(h, w)
-    radius = torch.hypot(fy, fx)
-    band = (radius >= 1 / longest) & (radius <= 1 / shortest)
-    power = power * band
+    spectrum, band, fy, fx = windowed_spectrum(images.detach().to(torch.float64), shortest, longest)
+    h, w = images.shape[-2:]
+    power = spectrum.abs().pow(2) * band
     flat = power.flatten(1).argmax(dim=1)
     iy, ix = flat // w, flat % w
     freq = torch.stack([fy[iy, ix], fx[iy, ix]], dim=1)
