@@ -125,6 +125,7 @@ def test_training_with_lambda_spectrum_logs_the_term(tmp_path, shapes):
     (["loss.lambda_spectrum=-1"], "loss.lambda_spectrum"),
     (["loss.lambda_spectrum=1"], "loss.spectrum_attrs"),
     (["loss.lambda_spectrum=1", "loss.spectrum_attrs=[Stripy]"], "Stripy"),
+    (["loss.lambda_spectrum=1", "loss.spectrum_attrs=[Striped]", "data.image_size=8"], "data.image_size >= 12"),
 ])
 def test_bad_spectrum_options_are_one_line_errors(tmp_path, shapes, sets, named):
     result = train_cli(STARGAN, tmp_path / "out", shapes_overrides(shapes) + sets, code=2)
