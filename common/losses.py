@@ -139,7 +139,8 @@ def _texture_distribution(images: Tensor) -> Tensor:
     spectrum, band, _, _ = windowed_spectrum(images)
     power = spectrum.abs().pow(2) * band
     power = power / power.flatten(1).sum(dim=1).clamp(min=1e-12)[:, None, None]
-    # The spectrum is periodic: pad circularly so the bins at the Nyquist edge see their true neighbours.
+    # The spectrum is periodic (fftfreq order: zero frequency at the array's edges): pad circularly so the band's
+    # bins next to the zero-frequency row and column average over their true neighbours.
     power = F.avg_pool2d(F.pad(power[:, None], (1, 1, 1, 1), mode="circular"), 3, stride=1)[:, 0]
     return power[:, band]
 

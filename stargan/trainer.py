@@ -81,10 +81,13 @@ class StarGANTrainer(TrainerBase):
         self.grid_batches = self._grid_batches()
 
     def _spectrum_columns(self) -> list[list[int]]:
-        """Per dataset, the label columns of ``loss.spectrum_attrs``; each name must be in some dataset's labels."""
+        """Per dataset, the label columns of ``loss.spectrum_attrs`` (none while ``lambda_spectrum`` is 0, so a
+        config that turns the term off runs on any data); each name must be in some dataset's labels."""
+        if not self.cfg.loss.lambda_spectrum:
+            return [[] for _ in self.labels.schemas]
         wanted = self.cfg.loss.spectrum_attrs
         size = self.cfg.data.image_size
-        if self.cfg.loss.lambda_spectrum and size < 4 * SHORTEST_PERIOD:
+        if size < 4 * SHORTEST_PERIOD:
             raise UserError(f"loss.lambda_spectrum needs data.image_size >= {4 * SHORTEST_PERIOD:g} (the texture band "
                             f"is periods of 3 px up to a quarter of the side), got {size}")
         names = [schema.names for schema in self.labels.schemas]
