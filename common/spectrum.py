@@ -11,6 +11,11 @@ SHORTEST_PERIOD = 3.0
 _BOX = 7
 
 
+def band_fits(side: int) -> bool:
+    """Whether an image side holds the default band: the shortest period four times over (12 px and up)."""
+    return side / 4 >= SHORTEST_PERIOD
+
+
 def windowed_spectrum(images: Tensor, shortest: float = SHORTEST_PERIOD,
                       longest: float | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The 2-D Fourier transform (N, H, W) of each image's grey level high-passed (minus its 7x7 box mean) and

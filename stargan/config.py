@@ -6,6 +6,7 @@ from typing import Literal
 
 from common.config import check_value
 from common.errors import UserError
+from common.spectrum import band_fits
 from common.train_config import (
     LogConfig,
     TrainConfig,
@@ -191,9 +192,10 @@ class LossConfig:
     thresholded open, shows the input rather than G's free colour; ours, docs/fidelity.md); lambda_cls_fake, D's
     classification loss on the translations with the labels they were translated from (ours, docs/fidelity.md);
     lambda_spectrum, a label-conditional match of the texture spectrum: for each attribute and value, the mean
-    power spectrum (grey level, high-passed, periods 3 px..a quarter of the side, phase-free) of the
-    translations that changed to that value against that of the batch's real images that have it, for the
-    attributes named in spectrum_attrs (textures, e.g. ``[Striped]``; needed when lambda_spectrum > 0)
+    texture spectrum (per image its grey level's power over periods 3 px..a quarter of the side as shares of its
+    own total, high-passed, phase-free, neighbouring bins averaged; images >= 12 px) of the translations that
+    changed to that value against that of the batch's real images that have it, for the attributes named in
+    spectrum_attrs (textures, e.g. ``[Striped]``; needed when lambda_spectrum > 0)
     (:func:`common.losses.spectrum_match_loss`; ours, docs/fidelity.md)."""
 
     gan_mode: Literal["wgangp", "lsgan"] = "wgangp"
@@ -266,6 +268,9 @@ class StarGANConfig(TrainConfig):
         super().validate(where)
         check_mask_penalties(where, self.loss, self.network.attention_mask)
         size, depth = self.data.image_size, self.network.d_repeat_num
+        if self.loss.lambda_spectrum and not band_fits(size):
+            raise UserError(f"{where}: key 'loss.lambda_spectrum' needs data.image_size >= 12 (the texture band is "
+                            f"periods of 3 px up to a quarter of the side), got {size}")
         if size % DOWNSAMPLING:
             raise UserError(f"{where}: key 'data.image_size' ({size}) must be a multiple of {DOWNSAMPLING}: the "
                             f"generator halves the image twice and doubles it back")

@@ -27,7 +27,6 @@ from common.labels.space import LabelSpace
 from common.labels.targets import mix_targets, random_targets, shuffle_targets, single_group_targets
 from common.layers.masked_output import mask_loss
 from common.losses import gan_loss, gradient_penalty, grouped_cls_loss, l1_loss, spectrum_match_loss
-from common.spectrum import SHORTEST_PERIOD
 from common.train_config import MASK_PENALTIES
 from common.training import (
     Precision,
@@ -86,10 +85,6 @@ class StarGANTrainer(TrainerBase):
         if not self.cfg.loss.lambda_spectrum:
             return [[] for _ in self.labels.schemas]
         wanted = self.cfg.loss.spectrum_attrs
-        size = self.cfg.data.image_size
-        if size < 4 * SHORTEST_PERIOD:
-            raise UserError(f"loss.lambda_spectrum needs data.image_size >= {4 * SHORTEST_PERIOD:g} (the texture band "
-                            f"is periods of 3 px up to a quarter of the side), got {size}")
         names = [schema.names for schema in self.labels.schemas]
         known = sorted({name for attrs in names for name in attrs})
         for name in wanted:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from common.spectrum import SHORTEST_PERIOD, windowed_spectrum
+from common.spectrum import SHORTEST_PERIOD, band_fits, windowed_spectrum
 
 MIN_SHARE = 0.2
 TOLERANCE = 0.15
@@ -54,7 +54,7 @@ def truth_texture(truth: Tensor, min_share: float = MIN_SHARE) -> tuple[Tensor, 
     """The ground truth's dominant frequency (N, 2) and whether it counts as textured (N,) (:func:`dominant_frequency`'s
     share >= ``min_share``); images too small to hold a period of 3 pixels four times over are never textured."""
     n = truth.shape[0]
-    if min(truth.shape[-2:]) / 4 < SHORTEST_PERIOD:
+    if not band_fits(min(truth.shape[-2:])):
         return (torch.zeros(n, 2, dtype=torch.float64, device=truth.device),
                 torch.zeros(n, dtype=torch.bool, device=truth.device))
     f_truth, share = dominant_frequency(truth)
@@ -64,7 +64,7 @@ def truth_texture(truth: Tensor, min_share: float = MIN_SHARE) -> tuple[Tensor, 
 def matches_frequency(y: Tensor, f_truth: Tensor, tolerance: float = TOLERANCE) -> Tensor:
     """(N,) booleans: whether ``y``'s dominant frequency is within ``tolerance`` x ``f_truth`` (at least 1.5 bins)
     of ``f_truth``, either sign (phase plays no part). Images too small for the band never match."""
-    if min(y.shape[-2:]) / 4 < SHORTEST_PERIOD:
+    if not band_fits(min(y.shape[-2:])):
         return torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
     f_y, _ = dominant_frequency(y)
     distance = torch.minimum((f_y - f_truth).norm(dim=1), (f_y + f_truth).norm(dim=1))
