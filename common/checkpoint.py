@@ -164,18 +164,27 @@ def mask_snap_flag(radius: int) -> str:
     return f"--mask-snap {radius}"
 
 
-def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: int | None = None) -> dict:
+def mask_fill_flag(fill: bool) -> str:
+    """The command-line flag that sets ``mask_snap_fill``: ``--mask-fill`` or ``--no-mask-fill``."""
+    return "--mask-fill" if fill else "--no-mask-fill"
+
+
+def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap: int | None = None,
+                      mask_fill: bool | None = None) -> dict:
     """``ckpt`` with its config's ``network.mask_hard`` set, so that inference composes with the attention mask
     thresholded at 0.5 (True) or soft (False) whatever the run was trained with; training never thresholds, so
     the weights fit either. ``mask_snap`` sets ``network.mask_snap_radius`` (0 = off) the same way; it snaps the
     thresholded mask, so a radius > 0 needs ``mask_hard`` (given or the checkpoint's), and ``mask_hard=False``
-    alone turns snapping off. None for both returns ``ckpt`` itself. A generator without an attention mask, or a
-    radius without the threshold, is refused (one line naming ``source``). ``ckpt``'s own dicts are left as they
-    were."""
-    if mask_hard is None and mask_snap is None:
+    alone turns snapping off. ``mask_fill`` sets ``network.mask_snap_fill`` (the pixels the snap opens filled
+    with their neighbours' painted colour), which needs a snap radius (given or the checkpoint's); turning the
+    snap off turns it off. None for all three returns ``ckpt`` itself. A generator without an attention mask, a
+    radius without the threshold, or a fill without the snap is refused (one line naming ``source``). ``ckpt``'s
+    own dicts are left as they were."""
+    if mask_hard is None and mask_snap is None and mask_fill is None:
         return ckpt
     flags = " ".join(f for f in (None if mask_hard is None else mask_flag(mask_hard),
-                                 None if mask_snap is None else mask_snap_flag(mask_snap)) if f)
+                                 None if mask_snap is None else mask_snap_flag(mask_snap),
+                                 None if mask_fill is None else mask_fill_flag(mask_fill)) if f)
     config = ckpt.get("config")
     network = config.get("network") if isinstance(config, dict) else None
     if not isinstance(network, dict) or not network.get("attention_mask", False):
@@ -193,6 +202,13 @@ def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap
         network["mask_snap_radius"] = mask_snap
     elif mask_hard is False:
         network["mask_snap_radius"] = 0  # nothing thresholded, nothing to snap
+    if mask_fill is not None:
+        if mask_fill and not network.get("mask_snap_radius", 0):
+            raise UserError(f"{source}: --mask-fill fills the pixels the snap opens, but this generator would not "
+                            "snap the mask; add --mask-snap RADIUS (with the mask thresholded)")
+        network["mask_snap_fill"] = bool(mask_fill)
+    elif not network.get("mask_snap_radius", 0):
+        network["mask_snap_fill"] = False  # nothing snapped, nothing to fill
     return {**ckpt, "config": {**config, "network": network}}
 
 

@@ -90,6 +90,9 @@ class NetworkConfig:
     # With mask_hard: the thresholded mask through a guided filter of this radius (eps mask_guide_eps) with the
     # input as guide, thresholded again, so its border moves onto the input's edges (0 = off).
     mask_snap_radius: int = 0
+    # With the snap: the pixels it opens show the mean painted colour of their neighbours the threshold opened,
+    # not what G painted there to be hidden.
+    mask_snap_fill: bool = False
 
     def validate(self, where: str) -> None:
         if self.attention_mask and self.input_nc != self.output_nc:
@@ -106,7 +109,7 @@ class NetworkConfig:
                          self.mask_guide_colour)
         check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
                     "false without network.attention_mask: true (it thresholds the attention mask)")
-        check_mask_snap(where, self.mask_snap_radius, self.mask_hard)
+        check_mask_snap(where, self.mask_snap_radius, self.mask_hard, self.mask_snap_fill)
 
     def check_side(self, where: str, key: str, side: int, section: str = "network") -> None:
         """UserError unless the generators and discriminators train on images of ``side`` pixels (``key``

@@ -56,13 +56,17 @@ def check_mask_guide(where: str, radius: int, eps: float, attention_mask: bool, 
                 "false without network.mask_guide_radius > 0 (it uses that filter)")
 
 
-def check_mask_snap(where: str, radius: int, mask_hard: bool) -> None:
+def check_mask_snap(where: str, radius: int, mask_hard: bool, fill: bool = False) -> None:
     """``network.mask_snap_radius``: an integer >= 0 (0 = off); it snaps the thresholded mask, so it needs
-    ``network.mask_hard``."""
+    ``network.mask_hard``. ``network.mask_snap_fill`` (``fill``) fills what the snap opens, so it needs the
+    radius."""
     check_value(where, "network.mask_snap_radius", radius, isinstance(radius, int) and radius >= 0,
                 "an integer >= 0 (0 = off)")
     check_value(where, "network.mask_snap_radius", radius, not radius or mask_hard,
                 "0 without network.mask_hard: true (it snaps the thresholded mask)")
+    check_value(where, "network.mask_snap_fill", fill, isinstance(fill, bool), "true or false")
+    check_value(where, "network.mask_snap_fill", fill, not fill or radius,
+                "false without network.mask_snap_radius > 0 (it fills the pixels the snap opens)")
 
 
 @dataclass

@@ -20,6 +20,7 @@ def build_generator(net: NetworkConfig, in_channels: int, out_channels: int) -> 
         dropout=net.dropout, init_type=net.init_type, init_gain=net.init_gain, attention_mask=net.attention_mask,
         mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps,
         mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard, mask_snap_radius=net.mask_snap_radius,
+        mask_snap_fill=net.mask_snap_fill,
     )
 
 

@@ -18,7 +18,7 @@ def build_generator(net: NetworkConfig, init: bool = True) -> nn.Module:
                             init_gain=net.init_gain, attention_mask=net.attention_mask,
                             mask_guide_radius=net.mask_guide_radius, mask_guide_eps=net.mask_guide_eps,
                             mask_guide_colour=net.mask_guide_colour, mask_hard=net.mask_hard,
-                            mask_snap_radius=net.mask_snap_radius)
+                            mask_snap_radius=net.mask_snap_radius, mask_snap_fill=net.mask_snap_fill)
 
 
 def build_discriminator(net: NetworkConfig) -> nn.Module:

@@ -115,7 +115,10 @@ class NetworkConfig:
     off by default (ours, docs/fidelity.md). mask_snap_radius: with mask_hard, > 0 passes the thresholded mask through
     a guided filter of that radius (regulariser mask_guide_eps) with the input as the guide and thresholds it again,
     so the border between what is kept and what is painted moves onto the input's edges (inference only; 0 = off;
-    ours, docs/fidelity.md). texture_periods: [shortest, longest] initial period of the waves in pixels (> 2; the
+    ours, docs/fidelity.md). mask_snap_fill: with mask_snap_radius, the pixels the snap opens show the mean painted
+    colour of their neighbours (within the snap radius) that the threshold opened, not what G painted there to be
+    hidden (a blob of the kept object in a background flip: a rim around it); inference only, off by default (ours,
+    docs/fidelity.md). texture_periods: [shortest, longest] initial period of the waves in pixels (> 2; the
     default [3, 32] as measured since the waves came). texture_spread: ``random`` (each wave's direction and period
     drawn independently, the default) or ``even`` (a shifted Fibonacci lattice over direction and log-period, so
     no texture frequency in the range starts far from every wave; the frequencies move little in training)."""
@@ -135,6 +138,7 @@ class NetworkConfig:
     texture_after_guide: bool = False
     mask_hard: bool = False
     mask_snap_radius: int = 0
+    mask_snap_fill: bool = False
     texture_periods: tuple[float, float] = (3.0, 32.0)
     texture_spread: Literal["random", "even"] = "random"
 
@@ -156,7 +160,7 @@ class NetworkConfig:
             "false unless texture_features > 0 and attention_mask is on with mask_guide_colour")
         check_value(where, "network.mask_hard", self.mask_hard, not self.mask_hard or self.attention_mask,
                     "false without network.attention_mask: true (it thresholds the attention mask)")
-        check_mask_snap(where, self.mask_snap_radius, self.mask_hard)
+        check_mask_snap(where, self.mask_snap_radius, self.mask_hard, self.mask_snap_fill)
         shortest, longest = self.texture_periods
         check_value(where, "network.texture_periods", list(self.texture_periods), 2 < shortest <= longest,
                     "[shortest, longest] in pixels with 2 < shortest <= longest")

@@ -20,7 +20,8 @@ def build_networks(network, image_size: int, labels: LabelSpace) -> dict[str, to
                        mask_guide_colour=network.mask_guide_colour, texture_features=network.texture_features,
                        texture_floor=network.texture_floor, texture_after_guide=network.texture_after_guide,
                        mask_hard=network.mask_hard, mask_snap_radius=network.mask_snap_radius,
-                       texture_periods=network.texture_periods, texture_spread=network.texture_spread),
+                       texture_periods=network.texture_periods, texture_spread=network.texture_spread,
+                       mask_snap_fill=network.mask_snap_fill),
         "D": Discriminator(image_size=image_size, conv_dim=network.d_conv_dim, c_dim=labels.d_dim,
                            repeat_num=network.d_repeat_num),
     }

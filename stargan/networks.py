@@ -65,7 +65,7 @@ class Generator(nn.Module):
                  mask_guide_eps: float = 0.01, mask_guide_colour: bool = False, texture_features: int = 0,
                  texture_floor: float = 0.0, texture_after_guide: bool = False, mask_hard: bool = False,
                  mask_snap_radius: int = 0, texture_periods: tuple[float, float] = (3.0, 32.0),
-                 texture_spread: str = "random") -> None:
+                 texture_spread: str = "random", mask_snap_fill: bool = False) -> None:
         """
         Args:
             c_dim: length of the label vector (for a multi-dataset model: all blocks plus the mask).
@@ -110,6 +110,9 @@ class Generator(nn.Module):
             mask_snap_radius: with ``mask_hard``, > 0 passes the thresholded mask through a guided filter of
                 this radius (regulariser ``mask_guide_eps``) with the input as the guide and thresholds it again,
                 so the border of what is kept moves onto the input's edges. Inference only; parameter-free.
+            mask_snap_fill: with ``mask_snap_radius``, the pixels the snap opens show the mean painted colour of
+                their neighbours the threshold opened instead of what G painted there to be hidden
+                (:func:`~common.layers.masked_output.fill_opened`). Inference only; parameter-free.
             texture_periods: ``(shortest, longest)`` initial period of the waves in pixels (``periods`` of
                 :class:`~common.layers.fourier_texture.FourierTexture`).
             texture_spread: ``random`` or ``even``, how the waves' initial frequencies are spread over that range
@@ -129,6 +132,8 @@ class Generator(nn.Module):
             raise ValueError("Generator: mask_hard needs attention_mask")
         if mask_snap_radius < 0 or (mask_snap_radius and not mask_hard):
             raise ValueError(f"Generator: mask_snap_radius must be >= 0 and needs mask_hard, got {mask_snap_radius}")
+        if mask_snap_fill and not mask_snap_radius:
+            raise ValueError("Generator: mask_snap_fill needs mask_snap_radius > 0")
         if c_dim < 1 or conv_dim < 1 or repeat_num < 0 or texture_features < 0:
             raise ValueError(f"Generator needs c_dim >= 1, conv_dim >= 1, repeat_num >= 0, texture_features >= 0; "
                              f"got c_dim={c_dim}, conv_dim={conv_dim}, repeat_num={repeat_num}, "
@@ -167,7 +172,7 @@ class Generator(nn.Module):
         layers += [nn.Conv2d(last_in, painted, kernel_size=7, stride=1, padding=3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
-                                       mask_snap_radius) if attention_mask else None
+                                       mask_snap_radius, mask_snap_fill) if attention_mask else None
         self.skip = skip
         self.texture = (FourierTexture(last_in, texture_features, tuple(texture_periods), texture_spread)
                         if texture_features else None)

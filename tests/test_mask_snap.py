@@ -190,10 +190,12 @@ def test_the_flags_name_the_eval_folder_and_metrics_say_where_the_radius_came_fr
     assert default_out_dir(runs["hard"], None, 0) == runs["hard"] / "eval-mask-snap0"
     snap = FAMILIES["stargan"].load(load_checkpoint(runs["snap"]), "snap").config
     assert mask_fields(snap, None) == {"mask_hard": True, "mask_hard_from": "checkpoint", "mask_snap_radius": 2,
-                                       "mask_snap_from": "checkpoint"}
+                                       "mask_snap_from": "checkpoint", "mask_snap_fill": False,
+                                       "mask_fill_from": "checkpoint"}
     soft = FAMILIES["stargan"].load(with_mask_options(load_checkpoint(runs["snap"]), False, "snap"), "snap").config
     assert mask_fields(soft, False) == {"mask_hard": False, "mask_hard_from": "--mask-soft", "mask_snap_radius": 0,
-                                        "mask_snap_from": "--mask-soft"}  # the soft mask has nothing to snap
+                                        "mask_snap_from": "--mask-soft", "mask_snap_fill": False,
+                                        "mask_fill_from": "--mask-soft"}  # the soft mask has nothing to snap
     hard = FAMILIES["stargan"].load(with_mask_options(load_checkpoint(runs["snap"]), True, "snap"), "snap").config
     assert mask_fields(hard, True)["mask_snap_radius"] == 2  # --mask-hard alone keeps the checkpoint's radius
 

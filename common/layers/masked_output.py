@@ -33,7 +33,7 @@ class AttentionMask(nn.Module):
     (with the colour's graph, for :func:`mask_colour_penalty`; :func:`mask_idle_penalty` detaches it)."""
 
     def __init__(self, guide_radius: int = 0, guide_eps: float = 0.01, guide_colour: bool = False,
-                 hard: bool = False, snap_radius: int = 0) -> None:
+                 hard: bool = False, snap_radius: int = 0, snap_fill: bool = False) -> None:
         """``guide_radius`` > 0 passes the mask through a guided filter (:mod:`common.layers.guided_filter`)
         with the input image as the guide, so its borders can sit on the input's edges; 0 is GANimation's mask.
         ``guide_eps`` is the filter's regulariser, in squared units of the [-1, 1] image. ``guide_colour`` (needs
@@ -47,8 +47,11 @@ class AttentionMask(nn.Module):
         (its gradient passed straight through) the mask spread over the whole image (docs/fidelity.md).
         ``snap_radius`` > 0 (needs ``hard``): the thresholded mask is snapped to the input's edges
         (:func:`snap_to_edges`), so where the threshold cut a rounded hole around an object (one ring too wide,
-        round at a triangle's tips) the hole takes the object's own outline. :attr:`last_mask` is the soft mask
-        either way."""
+        round at a triangle's tips) the hole takes the object's own outline. ``snap_fill`` (needs a snap
+        radius): the pixels the snap opens show, instead of the colour G painted there, the mean painted colour of
+        the pixels around them (within the snap radius) that the threshold itself opened (:func:`fill_opened`):
+        G painted those pixels to be hidden (a blurred blob of the kept object in a background flip), so the
+        snap alone shows a dark or light rim around the object. :attr:`last_mask` is the soft mask either way."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
@@ -62,7 +65,10 @@ class AttentionMask(nn.Module):
         self.guide_eps = guide_eps
         self.guide_colour = guide_colour
         self.hard = hard
+        if snap_fill and not snap_radius:
+            raise ValueError("attention mask: snap_fill needs snap_radius > 0 (it fills the pixels the snap opens)")
         self.snap_radius = snap_radius
+        self.snap_fill = snap_fill
         self.last_mask: Tensor | None = None
         self.last_change: Tensor | None = None
 
@@ -89,7 +95,10 @@ class AttentionMask(nn.Module):
         if self.hard and not self.training:
             mask = (mask > 0.5).to(mask.dtype)
             if self.snap_radius:
-                mask = snap_to_edges(mask, image, self.snap_radius, self.guide_eps)
+                snapped = snap_to_edges(mask, image, self.snap_radius, self.guide_eps)
+                if self.snap_fill:
+                    colour = fill_opened(colour, mask, snapped, self.snap_radius)
+                mask = snapped
         return compose(colour, mask, image)
 
 
@@ -107,6 +116,20 @@ def snap_to_edges(mask: Tensor, guide: Tensor, radius: int, eps: float) -> Tenso
     variance = (box_mean(guide * guide, radius) - mean * mean).clamp(min=0).mean(1, keepdim=True)
     edge = variance / (variance + eps)
     return (torch.lerp(hard, filtered, edge) > 0.5).to(mask.dtype)
+
+
+def fill_opened(colour: Tensor, before: Tensor, after: Tensor, radius: int) -> Tensor:
+    """``colour`` (N, C, H, W) with each pixel that the 0/1 mask ``after`` opens and ``before`` (both N, 1, H, W)
+    did not set to the mean colour of the pixels open in ``before`` within the (2r+1)^2 window around it (a
+    normalised box filter); such a pixel with no open neighbour, and every other pixel, keeps its colour. For
+    :func:`snap_to_edges`' output: ``before`` is what G's own mask showed, so the painted colour is only known to be
+    meant for those pixels; what the snap adds takes their colour (the new background next to a kept object)
+    instead of what G painted to be hidden."""
+    before_f = before.float()
+    weight = box_mean(before_f, radius)
+    mean = box_mean(colour.float() * before_f, radius) / weight.clamp(min=1e-6)
+    opened = (after > 0.5) & (before < 0.5) & (weight > 1e-6)
+    return torch.where(opened, mean.to(colour.dtype), colour)
 
 
 def heads_to_inference(module: nn.Module) -> None:

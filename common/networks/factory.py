@@ -30,9 +30,11 @@ def define_generator(
     mask_guide_colour: bool = False,
     mask_hard: bool = False,
     mask_snap_radius: int = 0,
+    mask_snap_fill: bool = False,
 ) -> nn.Module:
     """A freshly initialised generator; ``arch`` is one of :data:`GENERATOR_ARCHS`. ``attention_mask``,
-    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``, ``mask_snap_radius``: see
+    ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``, ``mask_snap_radius``,
+    ``mask_snap_fill``: see
     :class:`~common.networks.resnet.ResnetGenerator`.
 
     ``init_type=None`` skips initialisation (PyTorch defaults remain), for nets whose weights are loaded next.
@@ -42,12 +44,13 @@ def define_generator(
             in_channels, out_channels, ngf, norm=norm, dropout=dropout, n_blocks=_RESNET_BLOCKS[arch],
             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius, mask_guide_eps=mask_guide_eps,
             mask_guide_colour=mask_guide_colour, mask_hard=mask_hard, mask_snap_radius=mask_snap_radius,
+            mask_snap_fill=mask_snap_fill,
         )
     elif arch in _UNET_DOWNS:
         net = UnetGenerator(in_channels, out_channels, _UNET_DOWNS[arch], ngf, norm=norm, dropout=dropout,
                             attention_mask=attention_mask, mask_guide_radius=mask_guide_radius,
                             mask_guide_eps=mask_guide_eps, mask_guide_colour=mask_guide_colour,
-                            mask_hard=mask_hard, mask_snap_radius=mask_snap_radius)
+                            mask_hard=mask_hard, mask_snap_radius=mask_snap_radius, mask_snap_fill=mask_snap_fill)
     else:
         raise ValueError(f"unknown generator arch {arch!r}; expected one of: {', '.join(GENERATOR_ARCHS)}")
     return net if init_type is None else init_weights(net, init_type, init_gain)

@@ -32,6 +32,7 @@ class ResnetGenerator(nn.Module):
         mask_guide_colour: bool = False,
         mask_hard: bool = False,
         mask_snap_radius: int = 0,
+        mask_snap_fill: bool = False,
     ):
         """``attention_mask``: paint one more channel, the mask of
         :class:`~common.layers.masked_output.AttentionMask` (output = mask x colour + (1 - mask) x input);
@@ -42,7 +43,9 @@ class ResnetGenerator(nn.Module):
         blends in follow the input's too); ``mask_hard`` composes with the mask thresholded at 0.5 in eval mode
         (every pixel the input or the painted colour; training unchanged), and ``mask_snap_radius`` > 0 (with
         ``mask_hard``) moves that thresholded mask's border onto the input's edges (a guided filter of that
-        radius, thresholded again)."""
+        radius, thresholded again); ``mask_snap_fill`` (with the snap) shows the pixels the snap opens in the
+        painted colour of their neighbours the threshold opened
+        (:func:`~common.layers.masked_output.fill_opened`)."""
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -73,7 +76,7 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, painted, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
-                                       mask_snap_radius) if attention_mask else None
+                                       mask_snap_radius, mask_snap_fill) if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)

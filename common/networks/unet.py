@@ -92,9 +92,10 @@ class UnetGenerator(nn.Module):
         mask_guide_colour: bool = False,
         mask_hard: bool = False,
         mask_snap_radius: int = 0,
+        mask_snap_fill: bool = False,
     ):
         """``attention_mask``, ``mask_guide_radius``, ``mask_guide_eps``, ``mask_guide_colour``, ``mask_hard``,
-        ``mask_snap_radius``: as :class:`~common.networks.resnet.ResnetGenerator`'s."""
+        ``mask_snap_radius``, ``mask_snap_fill``: as :class:`~common.networks.resnet.ResnetGenerator`'s."""
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
@@ -108,7 +109,7 @@ class UnetGenerator(nn.Module):
             painted, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm
         )
         self.attention = AttentionMask(mask_guide_radius, mask_guide_eps, mask_guide_colour, mask_hard,
-                                       mask_snap_radius) if attention_mask else None
+                                       mask_snap_radius, mask_snap_fill) if attention_mask else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)

@@ -19,8 +19,14 @@ DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
 
 def mask_options(command):
-    """``--mask-hard/--mask-soft`` and ``--mask-snap`` (None when not given) for the commands that run a trained
-    generator."""
+    """``--mask-hard/--mask-soft``, ``--mask-snap`` and ``--mask-fill/--no-mask-fill`` (None when not given) for
+    the commands that run a trained generator."""
+    command = click.option(
+        "--mask-fill/--no-mask-fill", "mask_fill", default=None,
+        help="With the mask snapped (the checkpoint's network.mask_snap_radius, or --mask-snap): the pixels the "
+             "snap opens show the mean painted colour of their neighbours the threshold opened, instead of what "
+             "the generator painted there to be hidden (a rim around an object kept in a background change); "
+             "--mask-snap 0 or --mask-soft also turn it off  [default: as the checkpoint]")(command)
     command = click.option(
         "--mask-snap", "mask_snap", default=None, type=click.IntRange(min=0), metavar="RADIUS",
         help="With the mask thresholded (the checkpoint's network.mask_hard, or --mask-hard): pass it through a "

@@ -143,7 +143,7 @@ def train_classifier(data_dir: Path, out_path: Path, attrs: str | None, exclusiv
 def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, out_dir: Path | None,
              fid_weights: Path | None, batch_size: int, max_images: int | None, device: str,
              dataset: str | None, phase: str | None, eval_mode: bool, mask_hard: bool | None,
-             mask_snap: int | None) -> None:
+             mask_snap: int | None, mask_fill: bool | None) -> None:
     """Score a model on held-out data with ground truth.
 
     StarGAN (label-conditioned): on the test split its training held out, target/preservation accuracy with an
@@ -168,7 +168,7 @@ def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, o
         metrics = evaluate_paired(checkpoint, data_dir, out_dir=out_dir, phase=phase or "test", eval_mode=eval_mode,
                                   fid_weights=fid_weights, device=device, batch_size=batch_size,
                                   max_images=max_images, ckpt=ckpt, mask_hard=mask_hard,
-                                  mask_snap=mask_snap)
+                                  mask_snap=mask_snap, mask_fill=mask_fill)
         click.echo(format_paired_table(metrics))
     elif family.label_conditioned:
         from stargan.evaluation.evaluate import evaluate as run_evaluation
@@ -179,7 +179,7 @@ def evaluate(checkpoint: Path, data_dir: Path | None, classifier: Path | None, o
         metrics = run_evaluation(checkpoint, data_dir, out_dir=out_dir, classifier=classifier,
                                  fid_weights=fid_weights, device=device, batch_size=batch_size,
                                  max_images=max_images, dataset=dataset, mask_hard=mask_hard,
-                                 mask_snap=mask_snap)
+                                 mask_snap=mask_snap, mask_fill=mask_fill)
         click.echo(format_table(metrics))
     else:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.paired or f.label_conditioned)

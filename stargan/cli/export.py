@@ -75,7 +75,7 @@ def _onnx_files(nets: dict[str, tuple[str, Any]], loaded: LoadedModel, label_wid
 @mask_options
 @user_errors
 def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool, overwrite: bool,
-           mask_hard: bool | None, mask_snap: int | None) -> None:
+           mask_hard: bool | None, mask_snap: int | None, mask_fill: bool | None) -> None:
     """Export a model's generator(s) to OUT as safetensors + export.json (default) or ONNX.
 
     The safetensors folder holds no pickle: `stargan translate --checkpoint OUT` and `stargan edit` load it and
@@ -102,7 +102,7 @@ def export(checkpoint: Path, out_dir: Path, weights: str, with_classifier: bool,
                             "generators)")
         require_onnx()
     source = str(checkpoint)
-    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source, mask_snap)
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, source, mask_snap, mask_fill)
     family = family_of_checkpoint(ckpt, source)
     loaded = family.load(ckpt, source)
     nets = exported_nets(loaded, with_classifier, f"{source}: the {family.title} model")

@@ -115,7 +115,8 @@ def train(config: Path, overrides: tuple[str, ...], out: Path, resume: str | Non
 def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: bool, skip_bad: bool,
               direction: str | None, batch_size: int, target: str | None, target_vector: str | None,
               all_targets: bool, strength: float | None, dataset_name: str | None, eval_mode: bool,
-              aligned: bool, mask_hard: bool | None, mask_snap: int | None, device: str) -> None:
+              aligned: bool, mask_hard: bool | None, mask_snap: int | None, mask_fill: bool | None,
+              device: str) -> None:
     """Translate images with a trained generator, at their own resolution, one PNG per input.
 
     Any size works: sizes the network cannot take directly (ResNet/StarGAN generators: multiples of 4, at
@@ -136,7 +137,8 @@ def translate(checkpoint: Path, input_path: Path, output_dir: Path, overwrite: b
 
     dev = resolve_device(device)
     plan = prepare_translation(input_path, output_dir, overwrite=overwrite, skip_bad=skip_bad)
-    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap,
+                             mask_fill)
     family = family_of_checkpoint(ckpt, str(checkpoint))
     options = {"direction": direction, "target": target, "target_vector": target_vector,
                "all_targets": all_targets, "strength": strength, "dataset": dataset_name, "eval": eval_mode,
@@ -251,7 +253,7 @@ def demo(out: Path | None, budget_minutes: float, seed: int, size: int, recipe: 
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @user_errors
 def edit(checkpoint: Path, host: str, port: int, mask_hard: bool | None, mask_snap: int | None,
-         device: str) -> None:
+         mask_fill: bool | None, device: str) -> None:
     """Edit images in the browser: a local page to upload an image, see the model's reading of its attributes,
     set them (or the CycleGAN direction, the pix2pix mode) and download the result.
 
@@ -261,7 +263,7 @@ def edit(checkpoint: Path, host: str, port: int, mask_hard: bool | None, mask_sn
     from stargan.editor.app import build_app, serve  # raises the install hint when Gradio is missing
     from stargan.editor.session import EditorSession
 
-    session = EditorSession.open(checkpoint, device, mask_hard, mask_snap)
+    session = EditorSession.open(checkpoint, device, mask_hard, mask_snap, mask_fill)
     try:
         blocks = build_app(session)
         url = serve(blocks, host, port)

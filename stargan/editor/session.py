@@ -30,7 +30,7 @@ import click
 import torch
 from PIL import Image
 
-from common.checkpoint import load_checkpoint, mask_flag, mask_snap_flag, with_mask_options
+from common.checkpoint import load_checkpoint, mask_fill_flag, mask_flag, mask_snap_flag, with_mask_options
 from common.data.images import load_rgb, to_tensor, write_png
 from common.device import resolve_device
 from common.errors import UserError
@@ -140,11 +140,13 @@ class EditorSession:
     """One model opened for editing: its family, device, label space and D, and the translator in use."""
 
     def __init__(self, source: str, ckpt: dict, family: ModelFamily, device: torch.device,
-                 device_flag: str = "auto", mask_hard: bool | None = None, mask_snap: int | None = None) -> None:
-        """``mask_hard``, ``mask_snap``: ``edit --mask-hard/--mask-soft``, ``--mask-snap`` (None: not given),
+                 device_flag: str = "auto", mask_hard: bool | None = None, mask_snap: int | None = None,
+                 mask_fill: bool | None = None) -> None:
+        """``mask_hard``, ``mask_snap``, ``mask_fill``: ``edit --mask-hard/--mask-soft``, ``--mask-snap``,
+        ``--mask-fill/--no-mask-fill`` (None: not given),
         already applied to ``ckpt`` by :meth:`open`; kept to show them in :meth:`command`."""
         self.source, self.ckpt, self.family, self.device = source, ckpt, family, device
-        self.device_flag, self.mask_hard, self.mask_snap = device_flag, mask_hard, mask_snap
+        self.device_flag, self.mask_hard, self.mask_snap, self.mask_fill = device_flag, mask_hard, mask_snap, mask_fill
         self.labels = self.D = None
         self.image_size = 0
         if family.label_conditioned:
@@ -160,12 +162,12 @@ class EditorSession:
 
     @classmethod
     def open(cls, checkpoint: str | os.PathLike, device: str = "auto", mask_hard: bool | None = None,
-             mask_snap: int | None = None) -> EditorSession:
+             mask_snap: int | None = None, mask_fill: bool | None = None) -> EditorSession:
         dev = resolve_device(device)
         ckpt = load_checkpoint(checkpoint, map_location="cpu")  # as translate reads it (also an export folder)
-        ckpt = with_mask_options(ckpt, mask_hard, str(checkpoint), mask_snap)
+        ckpt = with_mask_options(ckpt, mask_hard, str(checkpoint), mask_snap, mask_fill)
         family = family_of_checkpoint(ckpt, str(checkpoint))
-        return cls(str(checkpoint), ckpt, family, dev, device, mask_hard, mask_snap)
+        return cls(str(checkpoint), ckpt, family, dev, device, mask_hard, mask_snap, mask_fill)
 
     def close(self) -> None:
         shutil.rmtree(self.results_dir, ignore_errors=True)
@@ -290,6 +292,8 @@ class EditorSession:
             args.append(mask_flag(self.mask_hard))
         if self.mask_snap is not None:
             args += mask_snap_flag(self.mask_snap).split()
+        if self.mask_fill is not None:
+            args.append(mask_fill_flag(self.mask_fill))
         if self.device_flag != "auto":
             args += ["--device", self.device_flag]
         return "stargan translate " + shlex.join(args)

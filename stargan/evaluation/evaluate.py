@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, mask_flag, mask_snap_flag, with_mask_options
+from common.checkpoint import load_checkpoint, mask_fill_flag, mask_flag, mask_snap_flag, with_mask_options
 from common.data.celeba_attrs import read_attr_file
 from common.data.shapes import CF_DIR, CF_INDEX, SCHEMA_FILE, load_counterfactuals, load_nuisance
 from common.device import resolve_device
@@ -65,13 +65,14 @@ COUNTERFACTUAL_INDEX = Path(CF_DIR) / CF_INDEX
 
 
 def default_out_dir(checkpoint: str | os.PathLike, mask_hard: bool | None = None,
-                    mask_snap: int | None = None) -> Path:
+                    mask_snap: int | None = None, mask_fill: bool | None = None) -> Path:
     """``RUN/eval`` for a checkpoint in ``RUN/checkpoints/`` (or a run folder), else ``./eval``; with
     ``--mask-hard``/``--mask-soft`` given (``mask_hard`` not None) ``eval-mask-hard``/``eval-mask-soft`` beside
-    it, with ``--mask-snap R`` ``-mask-snapR`` added, so that scoring another way does not replace the
-    checkpoint's own results."""
+    it, with ``--mask-snap R`` ``-mask-snapR`` added, with ``--mask-fill``/``--no-mask-fill``
+    ``-mask-fill``/``-no-mask-fill``, so that scoring another way does not replace the checkpoint's own results."""
     name = "eval" + ("" if mask_hard is None else mask_flag(mask_hard)[1:])  # eval-mask-hard, eval-mask-soft
     name += "" if mask_snap is None else f"-mask-snap{mask_snap}"
+    name += "" if mask_fill is None else "-" + mask_fill_flag(mask_fill)[2:]
     path = Path(checkpoint)
     if path.is_dir():
         return path / name
@@ -80,17 +81,24 @@ def default_out_dir(checkpoint: str | os.PathLike, mask_hard: bool | None = None
     return Path(name)
 
 
-def mask_fields(config: Any, mask_hard: bool | None, mask_snap: int | None = None) -> dict[str, Any]:
+def mask_fields(config: Any, mask_hard: bool | None, mask_snap: int | None = None,
+                mask_fill: bool | None = None) -> dict[str, Any]:
     """metrics.json's record of how the attention mask composed: ``mask_hard`` (thresholded at inference, as
     the generator built from ``config`` does), ``mask_snap_radius`` (the thresholded mask snapped to the input's
-    edges with that radius; 0 = not), and where each came from (``mask_hard_from``, ``mask_snap_from``: the
-    checkpoint, or the option that set it; ``--mask-soft`` alone turns the snap off)."""
+    edges with that radius; 0 = not), ``mask_snap_fill`` (the pixels the snap opened filled with their
+    neighbours' painted colour), and where each came from (``mask_hard_from``, ``mask_snap_from``,
+    ``mask_fill_from``: the checkpoint, or the option that set it; ``--mask-soft`` alone turns the snap off, and
+    turning the snap off turns the fill off)."""
     network = getattr(config, "network", None)
     used = bool(getattr(network, "attention_mask", False) and getattr(network, "mask_hard", False))
+    radius = int(getattr(network, "mask_snap_radius", 0)) if used else 0
+    snap_from = (mask_snap_flag(mask_snap) if mask_snap is not None
+                 else mask_flag(False) if mask_hard is False else "checkpoint")
     return {"mask_hard": used, "mask_hard_from": "checkpoint" if mask_hard is None else mask_flag(mask_hard),
-            "mask_snap_radius": int(getattr(network, "mask_snap_radius", 0)) if used else 0,
-            "mask_snap_from": mask_snap_flag(mask_snap) if mask_snap is not None
-            else mask_flag(False) if mask_hard is False else "checkpoint"}
+            "mask_snap_radius": radius, "mask_snap_from": snap_from,
+            "mask_snap_fill": bool(radius and getattr(network, "mask_snap_fill", False)),
+            "mask_fill_from": mask_fill_flag(mask_fill) if mask_fill is not None
+            else snap_from if snap_from != "checkpoint" and not radius else "checkpoint"}
 
 
 def _shared_logits(model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
@@ -189,10 +197,12 @@ def _counterfactual_index(data_dir: Path, schema: LabelSchema) -> dict[str, dict
     return {stem: {a: t["path"] for a, t in e["targets"].items() if a in wanted} for stem, e in items.items()}
 
 
-def _load_model(checkpoint: str | os.PathLike, mask_hard: bool | None = None, mask_snap: int | None = None):
-    """The checkpoint's networks, labels and typed config (``mask_hard``, ``mask_snap``: as
+def _load_model(checkpoint: str | os.PathLike, mask_hard: bool | None = None, mask_snap: int | None = None,
+                mask_fill: bool | None = None):
+    """The checkpoint's networks, labels and typed config (``mask_hard``, ``mask_snap``, ``mask_fill``: as
     :func:`with_mask_options`); refuses families whose G takes no target labels."""
-    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap)
+    ckpt = with_mask_options(load_checkpoint(checkpoint, map_location="cpu"), mask_hard, str(checkpoint), mask_snap,
+                             mask_fill)
     family = family_of_checkpoint(ckpt, str(checkpoint))
     if not family.label_conditioned:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.label_conditioned)
@@ -205,11 +215,13 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
              out_dir: str | os.PathLike | None = None, classifier: str | os.PathLike | None = None,
              fid_weights: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
              max_images: int | None = None, dataset: str | None = None, progress: bool = True,
-             mask_hard: bool | None = None, mask_snap: int | None = None) -> dict[str, Any]:
+             mask_hard: bool | None = None, mask_snap: int | None = None,
+             mask_fill: bool | None = None) -> dict[str, Any]:
     """Evaluate a StarGAN checkpoint on the test split its trainer held out; see the module docstring.
     ``mask_hard`` (True/False) composes with the attention mask thresholded or soft whatever the checkpoint's
     config says (None: as it says), ``mask_snap`` (a radius, 0 = off) snaps the thresholded mask to the input's
-    edges or not; the default ``out_dir`` then gets its own name (:func:`default_out_dir`).
+    edges or not, ``mask_fill`` (True/False) fills the pixels the snap opens or not; the default ``out_dir`` then
+    gets its own name (:func:`default_out_dir`).
 
     ``data_dir`` moves the dataset entry's files to another folder (:mod:`stargan.evaluation.split`); without it
     the paths in the checkpoint's config are used, which an entry that held no test images out refuses. Writes
@@ -227,7 +239,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
         if not data_dir.is_dir():
             raise UserError(f"--data {data_dir}: data folder not found")
     dev = resolve_device(device)
-    loaded = _load_model(checkpoint, mask_hard, mask_snap)
+    loaded = _load_model(checkpoint, mask_hard, mask_snap, mask_fill)
     labels, cfg = loaded.labels, loaded.config
     G = loaded.nets["G"].to(dev)
     i = 0 if dataset is None else labels.dataset_index(dataset)
@@ -240,7 +252,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
         raise UserError(f"{split.root}: dataset '{entry.name}' has the attributes "
                         f"{', '.join(split.dataset.schema.names)}, the model {', '.join(schema.names)}")
     image_size, crop_size = loaded.image_size, split.entry.crop_size
-    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, mask_hard, mask_snap)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, mask_hard, mask_snap, mask_fill)
     # Resolve everything that can fail before the (long) loop runs, and before saying what is skipped: a bad
     # file then ends the command with its error line alone.
     classify, clf_info, nuisance, nuisance_skipped = None, None, None, "no --classifier given"
@@ -288,7 +300,7 @@ def evaluate(checkpoint: str | os.PathLike, data_dir: str | os.PathLike | None =
         "split": split.description,
         "classifier": clf_info,
         "fid_weights": str(weights) if weights is not None else None,
-        **mask_fields(cfg, mask_hard, mask_snap),
+        **mask_fields(cfg, mask_hard, mask_snap, mask_fill),
         **result.metrics,
         "skipped": {
             "accuracy": None if classify else "no --classifier given",

@@ -190,11 +190,12 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
                     out_dir: str | os.PathLike | None = None, phase: str = "test", eval_mode: bool = False,
                     fid_weights: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32,
                     max_images: int | None = None, progress: bool = True, ckpt: dict | None = None,
-                    mask_hard: bool | None = None, mask_snap: int | None = None) -> dict[str, Any]:
+                    mask_hard: bool | None = None, mask_snap: int | None = None,
+                    mask_fill: bool | None = None) -> dict[str, Any]:
     """Evaluate the paired model of ``checkpoint`` (a file or run folder; ``ckpt``: its contents, when already
     loaded) on ``phase`` of its dataset (``data_dir``, default the config's ``data.root``); see the module
     docstring. Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` (default ``RUN/eval``, with
-    ``eval_mode`` ``RUN/eval-evalmode``; ``mask_hard``, ``mask_snap`` as in
+    ``eval_mode`` ``RUN/eval-evalmode``; ``mask_hard``, ``mask_snap``, ``mask_fill`` as in
     :func:`stargan.evaluation.evaluate.evaluate`, which adds ``-mask-hard``/``-mask-soft``, ``-mask-snapR``) and
     returns the metrics."""
     t0 = time.perf_counter()
@@ -207,7 +208,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     source = str(checkpoint)
     if ckpt is None:
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    ckpt = with_mask_options(ckpt, mask_hard, source, mask_snap)
+    ckpt = with_mask_options(ckpt, mask_hard, source, mask_snap, mask_fill)
     family = family_of_checkpoint(ckpt, source)
     if not family.paired:
         scored = ", ".join(f.title for f in FAMILIES.values() if f.paired)
@@ -245,7 +246,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     floor, no_floor = _noise_floor(root, phase, direction, size, [p.stem for p, _ in test_pairs])
     result["scores"]["noise_floor"] = floor
 
-    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, mask_hard, mask_snap)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, mask_hard, mask_snap, mask_fill)
     if out_dir is None and eval_mode:  # its own folder: a second mode must not replace the first one's results
         out = out.with_name(out.name + "-evalmode")
     out.mkdir(parents=True, exist_ok=True)
@@ -256,7 +257,7 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     metrics = {
         "checkpoint": source,
         "model": family.title,
-        **mask_fields(cfg, mask_hard, mask_snap),
+        **mask_fields(cfg, mask_hard, mask_snap, mask_fill),
         "data_dir": str(root),
         "phase": phase,
         "format": cfg.data.format,

@@ -25,7 +25,8 @@ def mask_note(metrics: Mapping[str, Any]) -> str:
     if not metrics.get("mask_hard"):
         return ""
     radius = metrics.get("mask_snap_radius")
-    return ", the attention mask thresholded at 0.5" + (f" and snapped to the input's edges (radius {radius})"
+    fill = ", the pixels it opened filled from their neighbours" if radius and metrics.get("mask_snap_fill") else ""
+    return ", the attention mask thresholded at 0.5" + (f" and snapped to the input's edges (radius {radius}{fill})"
                                                           if radius else "")
 
 
