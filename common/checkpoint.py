@@ -204,8 +204,15 @@ def with_mask_options(ckpt: dict, mask_hard: bool | None, source: str, mask_snap
         network["mask_snap_radius"] = 0  # nothing thresholded, nothing to snap
     if mask_fill is not None:
         if mask_fill and not network.get("mask_snap_radius", 0):
+            if mask_hard is False:
+                fix = "--mask-soft turns the snap off; use --mask-hard --mask-snap RADIUS"
+            elif mask_snap == 0:
+                fix = "--mask-snap 0 turns the snap off; give a radius > 0"
+            else:
+                fix = "the checkpoint's network.mask_snap_radius is 0; add --mask-snap RADIUS" + (
+                    "" if network.get("mask_hard", False) else " with --mask-hard")
             raise UserError(f"{source}: --mask-fill fills the pixels the snap opens, but this generator would not "
-                            "snap the mask; add --mask-snap RADIUS (with the mask thresholded)")
+                            f"snap the mask: {fix}")
         network["mask_snap_fill"] = bool(mask_fill)
     elif not network.get("mask_snap_radius", 0):
         network["mask_snap_fill"] = False  # nothing snapped, nothing to fill

@@ -19,6 +19,7 @@ from common.errors import UserError
 from common.layers.masked_output import AttentionMask, fill_opened
 from common.networks.factory import define_generator
 from stargan.editor.session import EditorSession
+from stargan.evaluation.evaluate import mask_fields
 from stargan.families import FAMILIES
 from stargan.networks import Generator
 
@@ -49,17 +50,22 @@ def _background_flip(size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 def test_fill_opened_sets_what_the_snap_opened_to_the_mean_of_the_open_neighbours():
-    colour = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
-    before = torch.zeros(2, 1, 5, 5)
+    colour = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    before = torch.zeros(2, 1, 6, 6)
     before[0, 0, 0, 0] = before[0, 0, 0, 1] = 1  # two open pixels in the corner of image 0
     after = before.clone()
-    after[0, 0, 1, 1] = 1  # the snap opens one next to them ...
-    after[0, 0, 4, 4] = 1  # ... and one with no open pixel within radius 1
+    after[0, 0, 1, 1] = 1  # the snap opens one next to them (both within radius 1) ...
+    after[0, 0, 0, 3] = 1  # ... one with only (0, 1) within 2 radii and none within 1 ...
+    after[0, 0, 5, 5] = 1  # ... and one with no open pixel within 2 radii
     after[1, 0, 2, 2] = 1  # image 1: nothing was open before
     out = fill_opened(colour, before, after, radius=1)
-    assert out[0, 0, 1, 1] == (colour[0, 0, 0, 0] + colour[0, 0, 0, 1]) / 2
-    changed = out != colour
-    assert changed.sum() == 1 and changed[0, 0, 1, 1]  # everything else, the lone pixels included, as it was
+    # Means of box means: equal up to float rounding.
+    assert torch.allclose(out[0, :, 1, 1], (colour[0, :, 0, 0] + colour[0, :, 0, 1]) / 2, atol=1e-4)  # every channel
+    assert torch.allclose(out[0, :, 0, 3], colour[0, :, 0, 1], atol=1e-4)
+    changed = (out != colour).any(1)
+    assert changed.sum() == 2 and changed[0, 1, 1] and changed[0, 0, 3]  # all else, the lone pixels too, kept
+    half = fill_opened(colour.bfloat16(), before, after, radius=1)
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), out, rtol=1e-2)
 
 
 def test_the_fill_removes_the_rim_the_snap_leaves():
@@ -173,5 +179,11 @@ def test_a_fill_without_the_snap_is_a_one_line_error_that_writes_nothing(runs, t
     assert not (tmp_path / "out").exists() and not (tmp_path / "eval").exists()
     ckpt = load_checkpoint(runs["fill"])
     assert with_mask_options(ckpt, False, "fill")["config"]["network"]["mask_snap_fill"] is False
-    with pytest.raises(UserError, match="--mask-fill fills the pixels the snap opens"):
-        with_mask_options(ckpt, None, "fill", 0, True)
+    for hard, snap, fix in ((None, 0, "--mask-snap 0 turns the snap off"),
+                            (False, None, "--mask-soft turns the snap off; use --mask-hard")):
+        with pytest.raises(UserError, match=fix):
+            with_mask_options(ckpt, hard, "fill", snap, True)
+    off = FAMILIES["stargan"].load(with_mask_options(ckpt, None, "fill", 0), "fill").config
+    assert mask_fields(off, None, 0) == {"mask_hard": True, "mask_hard_from": "checkpoint", "mask_snap_radius": 0,
+                                         "mask_snap_from": "--mask-snap 0", "mask_snap_fill": False,
+                                         "mask_fill_from": "--mask-snap 0"}  # no snap, nothing filled

@@ -121,15 +121,21 @@ def snap_to_edges(mask: Tensor, guide: Tensor, radius: int, eps: float) -> Tenso
 def fill_opened(colour: Tensor, before: Tensor, after: Tensor, radius: int) -> Tensor:
     """``colour`` (N, C, H, W) with each pixel that the 0/1 mask ``after`` opens and ``before`` (both N, 1, H, W)
     did not set to the mean colour of the pixels open in ``before`` within the (2r+1)^2 window around it (a
-    normalised box filter); such a pixel with no open neighbour, and every other pixel, keeps its colour. For
-    :func:`snap_to_edges`' output: ``before`` is what G's own mask showed, so the painted colour is only known to be
-    meant for those pixels; what the snap adds takes their colour (the new background next to a kept object)
-    instead of what G painted to be hidden."""
-    before_f = before.float()
-    weight = box_mean(before_f, radius)
-    mean = box_mean(colour.float() * before_f, radius) / weight.clamp(min=1e-6)
-    opened = (after > 0.5) & (before < 0.5) & (weight > 1e-6)
-    return torch.where(opened, mean.to(colour.dtype), colour)
+    normalised box filter), or where that window holds none, within the (4r+1)^2 one (the snap's guided filter
+    reads the mask up to 2r away, so it can open a pixel that far from any open one); such a pixel with no open
+    neighbour even there, and every other pixel, keeps its colour. For :func:`snap_to_edges`' output: ``before``
+    is what G's own mask showed, so the painted colour is only known to be meant for those pixels; what the snap
+    adds takes their colour (the new background next to a kept object) instead of what G painted to be hidden."""
+    before_f, colour_f = before.float(), colour.float()
+    opened = (after > 0.5) & (before < 0.5)
+    filled = colour_f
+    # The wider window first, so the nearer one overwrites it wherever it has an open pixel. Window sums of a 0/1
+    # mask are exact (sums of zero-padded slices), so "none open" is a weight of exactly 0.
+    for r in (2 * radius, radius):
+        weight = box_mean(before_f, r)
+        mean = box_mean(colour_f * before_f, r) / weight.clamp(min=torch.finfo(weight.dtype).tiny)
+        filled = torch.where(opened & (weight > 0), mean, filled)
+    return filled.to(colour.dtype)
 
 
 def heads_to_inference(module: nn.Module) -> None:

@@ -55,7 +55,8 @@ RECIPES: dict[str, dict] = {
 }
 # Inference only, with the preserving recipe from 64x64 up (training is unchanged; `stargan evaluate --mask-soft`
 # undoes it): the mask thresholded at 0.5 and snapped to the input's edges by a guided filter of radius 6 px per 64
-# of the image side (as configs/stargan/shapes64.yaml), so a recoloured object takes the new colour to its
+# of the image side (as configs/stargan/shapes64.yaml; not its network.mask_snap_fill, which was not measured on the
+# demo), so a recoloured object takes the new colour to its
 # outline instead of a blend with the old one. The same weights, seeds 0 and 1 at 64x64 (docs/fidelity.md,
 # 2026-12-06): every colour x0.31-0.46 of doing nothing instead of x0.37-0.52 (seed 0's Yellow x0.46 instead of
 # x0.52). At 32x32 (seed 0) it gave the colours nothing (x0.38-0.45 instead of x0.37-0.45) and cost the

@@ -196,7 +196,8 @@ def evaluate_paired(checkpoint: str | os.PathLike, data_dir: str | os.PathLike |
     loaded) on ``phase`` of its dataset (``data_dir``, default the config's ``data.root``); see the module
     docstring. Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` (default ``RUN/eval``, with
     ``eval_mode`` ``RUN/eval-evalmode``; ``mask_hard``, ``mask_snap``, ``mask_fill`` as in
-    :func:`stargan.evaluation.evaluate.evaluate`, which adds ``-mask-hard``/``-mask-soft``, ``-mask-snapR``) and
+    :func:`stargan.evaluation.evaluate.evaluate`, which adds ``-mask-hard``/``-mask-soft``, ``-mask-snapR``,
+    ``-mask-fill``/``-no-mask-fill``) and
     returns the metrics."""
     t0 = time.perf_counter()
     if batch_size < 1:
