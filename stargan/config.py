@@ -116,12 +116,13 @@ class NetworkConfig:
     a guided filter of that radius (regulariser mask_guide_eps) with the input as the guide and thresholds it again,
     so the border between what is kept and what is painted moves onto the input's edges (inference only; 0 = off;
     ours, docs/fidelity.md). mask_snap_fill: with mask_snap_radius, the pixels the snap opens show the mean painted
-    colour of their neighbours (within the snap radius) that the threshold opened, not what G painted there to be
-    hidden (a blob of the kept object in a background flip: a rim around it); inference only, off by default (ours,
-    docs/fidelity.md). texture_periods: [shortest, longest] initial period of the waves in pixels (> 2; the
-    default [3, 32] as measured since the waves came). texture_spread: ``random`` (each wave's direction and period
-    drawn independently, the default) or ``even`` (a shifted Fibonacci lattice over direction and log-period, so
-    no texture frequency in the range starts far from every wave; the frequencies move little in training)."""
+    colour of their neighbours (within the snap radius, twice it where none) that the threshold opened, not what G
+    painted there to be hidden (a blob of the kept object in a background flip: a rim around it); inference only,
+    off by default (ours, docs/fidelity.md). texture_periods: [shortest, longest] initial period of the waves in
+    pixels (> 2; the default [3, 32] as measured since the waves came). texture_spread: ``random`` (each wave's
+    direction and period drawn independently, the default) or ``even`` (a shifted Fibonacci lattice over direction
+    and log-period, so no texture frequency in the range starts far from every wave; the frequencies move little
+    in training)."""
 
     g_conv_dim: int = 64
     d_conv_dim: int = 64

@@ -49,9 +49,10 @@ class AttentionMask(nn.Module):
         (:func:`snap_to_edges`), so where the threshold cut a rounded hole around an object (one ring too wide,
         round at a triangle's tips) the hole takes the object's own outline. ``snap_fill`` (needs a snap
         radius): the pixels the snap opens show, instead of the colour G painted there, the mean painted colour of
-        the pixels around them (within the snap radius) that the threshold itself opened (:func:`fill_opened`):
-        G painted those pixels to be hidden (a blurred blob of the kept object in a background flip), so the
-        snap alone shows a dark or light rim around the object. :attr:`last_mask` is the soft mask either way."""
+        the pixels around them (within the snap radius, twice it where none) that the threshold itself opened
+        (:func:`fill_opened`): G painted those pixels to be hidden (a blurred blob of the kept object in a
+        background flip), so the snap alone shows a dark or light rim around the object. :attr:`last_mask` is the
+        soft mask either way."""
         super().__init__()
         if guide_radius < 0 or guide_eps <= 0:
             raise ValueError(f"attention mask: guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} "
