@@ -7,18 +7,17 @@ The algebra, that training is untouched, the three families' generators, the con
 from __future__ import annotations
 
 import json
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import run_cli, shapes_overrides, train_cli, translate_pngs
+from mask_helpers import assert_export_and_editor_carry, mask_closed_on, square_and_disk
 
 from common.checkpoint import load_checkpoint, with_mask_options
 from common.errors import UserError
 from common.layers.masked_output import AttentionMask, fill_opened
 from common.networks.factory import define_generator
-from stargan.editor.session import EditorSession
 from stargan.evaluation.evaluate import mask_fields
 from stargan.families import FAMILIES
 from stargan.networks import Generator
@@ -35,17 +34,10 @@ def _background_flip(size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.
     """A dark noisy image with a red square, and G's output for a background flip: the mask open everywhere but
     a disk a ring wider than the square, the painted colour the new background except a dark blob on that disk
     (paint G meant to be hidden). Returns ``(image, raw tanh output, square)``."""
-    g = torch.Generator().manual_seed(0)
-    image = torch.full((1, 3, size, size), -0.6)
-    image[..., 10:22, 10:22] = torch.tensor([0.8, -0.2, -0.4]).view(1, 3, 1, 1)
-    image += 0.02 * torch.randn(1, 3, size, size, generator=g)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    disk = (yy - 15.5) ** 2 + (xx - 15.5) ** 2 <= 9.5 ** 2
-    square = torch.zeros(size, size, dtype=torch.bool)
-    square[10:22, 10:22] = True
+    image, square, disk = square_and_disk(size)
     raw = torch.empty(1, 4, size, size)
     raw[:, :3] = torch.where(disk, BLOB, NEW_BACKGROUND)
-    raw[:, 3] = torch.where(disk, -0.8, 0.8)  # mask 0.1 on the disk, 0.9 elsewhere
+    raw[:, 3] = mask_closed_on(disk)
     return image, raw, square
 
 
@@ -157,16 +149,9 @@ def test_evaluate_names_it_in_its_folder_its_metrics_and_its_header(runs):
 
 
 def test_export_carries_it_and_the_editor_shows_it(runs, two_inputs, tmp_path):
-    run_cli(["export", "--checkpoint", runs["snap"], "--out", tmp_path / "export", "--mask-fill"])
-    config = json.loads((tmp_path / "export" / "export.json").read_text())["config"]
+    config = assert_export_and_editor_carry(runs["snap"], ["--mask-fill"], {"mask_fill": True}, runs["fill"],
+                                            two_inputs, tmp_path, TARGET)
     assert config["network"]["mask_snap_fill"] is True
-    filled = _translate(runs["fill"], two_inputs, tmp_path / "fill")
-    assert _translate(tmp_path / "export", two_inputs, tmp_path / "exported") == filled
-    image = sorted(two_inputs.glob("*.png"))[0]
-    with closing(EditorSession.open(runs["snap"], "cpu", mask_fill=True)) as session:
-        options = {"target_vector": TARGET[1]}
-        assert "--mask-fill" in session.command(str(image), options).split()
-        assert session.save_result(session.translate(image, options), image.name).read_bytes() == filled[image.name]
 
 
 def test_a_fill_without_the_snap_is_a_one_line_error_that_writes_nothing(runs, two_inputs, tmp_path):

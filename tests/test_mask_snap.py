@@ -7,12 +7,12 @@ weights, so each gives the other's outputs with the option), and its one-line er
 from __future__ import annotations
 
 import json
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import run_cli, shapes_overrides, train_cli, translate_pngs
+from mask_helpers import assert_export_and_editor_carry, mask_closed_on, square_and_disk
 from pix2pix_helpers import make_aligned
 
 from common.checkpoint import load_checkpoint, with_mask_options
@@ -21,7 +21,6 @@ from common.layers.masked_output import AttentionMask
 from common.networks.factory import define_generator
 from cyclegan.model import generator_from_checkpoint as cyclegan_generator
 from pix2pix.model import generator_from_checkpoint as pix2pix_generator
-from stargan.editor.session import EditorSession
 from stargan.evaluation.evaluate import default_out_dir, mask_fields
 from stargan.families import FAMILIES
 from stargan.networks import Generator
@@ -36,18 +35,10 @@ TARGET = ["--target-vector", "0,1,0,0,1"]
 def _square_under_a_round_hole(size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A noisy dark image with a red square, a painted colour, and a mask closed over a disk that holds the
     square with a ring of background 0-3.5 pixels wide around it (a threshold's rounded hole)."""
-    g = torch.Generator().manual_seed(0)
-    image = torch.full((1, 3, size, size), -0.6)
-    image[..., 10:22, 10:22] = torch.tensor([0.8, -0.2, -0.4]).view(1, 3, 1, 1)
-    image += 0.02 * torch.randn(1, 3, size, size, generator=g)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    disk = (yy - 15.5) ** 2 + (xx - 15.5) ** 2 <= 9.5 ** 2
-    square = torch.zeros(size, size, dtype=torch.bool)
-    square[10:22, 10:22] = True
+    image, square, disk = square_and_disk(size)
     raw = torch.empty(1, 4, size, size)
     raw[:, :3] = 0.5
-    raw[:, 3] = torch.where(disk, -0.8, 0.8)  # tanh outputs: mask 0.1 on the disk, 0.9 elsewhere
-    assert (square & ~disk).sum() == 0 and (disk & ~square).sum() > 100
+    raw[:, 3] = mask_closed_on(disk)
     return image, raw, square
 
 
@@ -156,16 +147,9 @@ def test_evaluate_with_the_option_scores_as_the_other_run_in_a_folder_of_its_own
 
 
 def test_export_carries_it_and_the_editor_shows_it(runs, two_inputs, tmp_path):
-    run_cli(["export", "--checkpoint", runs["hard"], "--out", tmp_path / "export", "--mask-snap", "2"])
-    config = json.loads((tmp_path / "export" / "export.json").read_text())["config"]
+    config = assert_export_and_editor_carry(runs["hard"], ["--mask-snap", "2"], {"mask_snap": 2}, runs["snap"],
+                                            two_inputs, tmp_path, TARGET)
     assert config["network"]["mask_snap_radius"] == 2
-    snap = _translate(runs["snap"], two_inputs, tmp_path / "snap")
-    assert _translate(tmp_path / "export", two_inputs, tmp_path / "exported") == snap
-    image = sorted(two_inputs.glob("*.png"))[0]
-    with closing(EditorSession.open(runs["hard"], "cpu", mask_snap=2)) as session:
-        options = {"target_vector": TARGET[1]}
-        assert "--mask-snap 2" in session.command(str(image), options)
-        assert session.save_result(session.translate(image, options), image.name).read_bytes() == snap[image.name]
 
 
 def test_a_radius_without_the_threshold_is_a_one_line_error_that_writes_nothing(runs, two_inputs, tmp_path):
